@@ -1,0 +1,221 @@
+"""Settings, read once from the environment and validated with messages that name the setting.
+
+Two groups: the database settings (enough for the migration tool) and everything the API
+needs on top of them. `get_settings()` builds both on first use and caches the result for
+the life of the worker process; `reset_settings()` exists for tools and tests that change
+the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit
+
+DbAuth = Literal["password", "entra"]
+FeedAuth = Literal["anonymous", "entra"]
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it and says what is expected."""
+
+
+class _Reader:
+    """Reads typed values from an environment mapping, raising ConfigError with the name."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self._env.get(name, "").strip()
+        if value:
+            return value
+        if default is None:
+            raise ConfigError(f"{name} is required but not set")
+        return default
+
+    def optional(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        raw = self._env.get(name)
+        if raw is None:
+            return default
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name, default)
+        normalised = value.lower() if name != "LOG_LEVEL" else value.upper()
+        if normalised not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        return normalised
+
+    def guid(self, name: str, *, required: bool) -> str | None:
+        value = self.text(name) if required else self.optional(name)
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ConfigError(f"{name} must be a GUID, got {value!r}") from None
+
+    def csv(self, name: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self._env.get(name, "").split(",") if part.strip())
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name, default).rstrip("/")
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme == "https" or (parts.scheme == "http" and loopback):
+            if parts.hostname:
+                return value
+        raise ConfigError(f"{name} must be an https URL (http only on a loopback host), got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str
+    auth: DbAuth
+    pool_min_size: int
+    pool_max_size: int
+    connect_timeout: float
+    command_timeout: float
+    acquire_timeout: float
+    # PgBouncer in transaction mode cannot keep prepared statements between transactions.
+    statement_cache_size: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DatabaseSettings:
+        read = _Reader(os.environ if env is None else env)
+        url = read.text("DATABASE_URL")
+        if urlsplit(url).scheme not in ("postgres", "postgresql"):
+            raise ConfigError("DATABASE_URL must start with postgresql:// (a libpq connection URI)")
+        min_size = read.integer("DB_POOL_MIN_SIZE", 1, 0, 100)
+        max_size = read.integer("DB_POOL_MAX_SIZE", 10, 1, 100)
+        if min_size > max_size:
+            raise ConfigError(f"DB_POOL_MIN_SIZE ({min_size}) must not exceed DB_POOL_MAX_SIZE ({max_size})")
+        return cls(
+            url=url,
+            auth="entra" if read.choice("DB_AUTH", "password", ("password", "entra")) == "entra" else "password",
+            pool_min_size=min_size,
+            pool_max_size=max_size,
+            connect_timeout=read.number("DB_CONNECT_TIMEOUT", 5.0, 0.1, 120.0),
+            command_timeout=read.number("DB_COMMAND_TIMEOUT", 10.0, 0.1, 600.0),
+            acquire_timeout=read.number("DB_ACQUIRE_TIMEOUT", 5.0, 0.1, 120.0),
+            statement_cache_size=0 if read.flag("DB_PGBOUNCER") else 100,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EntraSettings:
+    tenant_id: str
+    api_client_id: str
+    authority: str
+    audiences: tuple[str, ...]
+    admin_role: str
+    admin_group_id: str | None
+    required_scope: str | None
+    allow_guests: bool
+    graph_base_url: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EntraSettings:
+        read = _Reader(os.environ if env is None else env)
+        environment = os.environ if env is None else env
+        if not environment.get("ENTRA_API_CLIENT_ID") and environment.get("AZURE_CLIENT_ID"):
+            raise ConfigError(
+                "ENTRA_API_CLIENT_ID is required but not set. AZURE_CLIENT_ID is set: the API's "
+                "client id moved to ENTRA_API_CLIENT_ID, because azure-identity reads "
+                "AZURE_CLIENT_ID to choose a managed identity"
+            )
+        tenant_id = read.guid("ENTRA_TENANT_ID", required=True)
+        client_id = read.text("ENTRA_API_CLIENT_ID")
+        assert tenant_id is not None
+        audiences = read.csv("ENTRA_AUDIENCES") or (client_id, f"api://{client_id}")
+        return cls(
+            tenant_id=tenant_id,
+            api_client_id=client_id,
+            authority=read.url("ENTRA_AUTHORITY", "https://login.microsoftonline.com"),
+            audiences=audiences,
+            admin_role=read.text("ENTRA_ADMIN_ROLE", "Registry.Admin"),
+            admin_group_id=read.guid("ENTRA_ADMIN_GROUP_ID", required=False),
+            required_scope=read.optional("ENTRA_REQUIRED_SCOPE"),
+            allow_guests=read.flag("ENTRA_ALLOW_GUESTS"),
+            graph_base_url=read.url("GRAPH_BASE_URL", "https://graph.microsoft.com"),
+        )
+
+
+_ORIGIN = re.compile(r"^https?://[^/\s]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database: DatabaseSettings
+    entra: EntraSettings
+    cors_origins: tuple[str, ...]
+    log_level: str
+    feed_auth: FeedAuth
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        read = _Reader(os.environ if env is None else env)
+        origins = read.csv("CORS_ORIGINS")
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ConfigError(f"CORS_ORIGINS entries must look like https://host[:port], got {origin!r}")
+        feed_auth = read.choice("REGISTRY_FEED_AUTH", "anonymous", ("anonymous", "entra"))
+        return cls(
+            database=DatabaseSettings.from_env(env),
+            entra=EntraSettings.from_env(env),
+            cors_origins=origins,
+            log_level=read.choice("LOG_LEVEL", "INFO", _LOG_LEVELS),
+            feed_auth="entra" if feed_auth == "entra" else "anonymous",
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,158 @@
+"""The HTTP edge: JSON and problem+json responses, body and query parsing, and the one place
+where errors become statuses (`endpoint`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from shared.config import ConfigError
+from shared.db import UNAVAILABLE_ERRORS
+from shared.errors import (
+    ApiError,
+    BadRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+JSON_TYPE = "application/json"
+PROBLEM_TYPE = "application/problem+json"
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
+
+Model = TypeVar("Model", bound=BaseModel)
+Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+FunctionEntry = Callable[[func.HttpRequest, func.Context], Awaitable[func.HttpResponse]]
+
+
+def _encode_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json(by_alias=True)
+    return json.dumps(value, default=_encode_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None, *, content_type: str = JSON_TYPE
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        body=dumps(body), status_code=status, headers=dict(headers or {}), mimetype=content_type, charset="utf-8"
+    )
+
+
+def empty_response(status: int = 204, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(status_code=status, headers=dict(headers or {}))
+
+
+def problem_body(error: ApiError) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "about:blank", "title": error.title, "status": error.status, "detail": error.detail}
+    if isinstance(error, ValidationFailed):
+        body["errors"] = error.errors
+    return body
+
+
+def problem_response(error: ApiError) -> func.HttpResponse:
+    return json_response(problem_body(error), error.status, error.headers, content_type=PROBLEM_TYPE)
+
+
+def validation_failed(error: ValidationError, location: str) -> ValidationFailed:
+    errors = [
+        {"loc": [location, *error_item["loc"]], "msg": error_item["msg"], "type": error_item["type"]}
+        for error_item in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"][1:]) or location
+    return ValidationFailed(f"Invalid {location}: {where}: {first['msg']}", errors)
+
+
+def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
+    """The request body as a JSON object, enforcing size, content type and syntax."""
+    body = req.get_body() or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The request body must not exceed {MAX_BODY_BYTES} bytes.")
+    content_type = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if content_type and content_type != JSON_TYPE and not content_type.endswith("+json"):
+        raise UnsupportedMediaType("The request body must be sent as application/json.")
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return value
+
+
+def parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
+    data = read_json_object(req)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise validation_failed(error, "body") from None
+
+
+def parse_query(req: func.HttpRequest, model: type[Model]) -> Model:
+    try:
+        return model.model_validate(dict(req.params))
+    except ValidationError as error:
+        raise validation_failed(error, "query") from None
+
+
+def _with_standard_headers(response: func.HttpResponse) -> func.HttpResponse:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    if "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _internal_error(invocation_id: str) -> func.HttpResponse:
+    error = ApiError(f"An unexpected error occurred. It was logged with invocation id {invocation_id}.")
+    return problem_response(error)
+
+
+def endpoint(handler: Handler) -> FunctionEntry:
+    """Wrap a handler so every failure becomes its problem+json answer, in this one place.
+
+    The wrapper takes the worker's `context` for the invocation id; it is not marked with
+    functools.wraps because the worker reads the signature to decide whether to pass it.
+    """
+
+    async def entry(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        try:
+            response = await handler(req)
+        except ApiError as error:
+            response = problem_response(error)
+        except UNAVAILABLE_ERRORS as error:
+            log.warning("database unavailable in %s: %s", handler.__name__, type(error).__name__)
+            response = problem_response(ServiceUnavailable("The database is unavailable. Try again shortly."))
+        except ConfigError as error:
+            log.error("configuration error in %s (invocation %s): %s", handler.__name__, context.invocation_id, error)
+            response = _internal_error(context.invocation_id)
+        except Exception:
+            log.exception("unhandled error in %s (invocation %s)", handler.__name__, context.invocation_id)
+            response = _internal_error(context.invocation_id)
+        return _with_standard_headers(response)
+
+    entry.__name__ = handler.__name__
+    entry.__qualname__ = handler.__qualname__
+    entry.__doc__ = handler.__doc__
+    entry.__module__ = handler.__module__
+    return entry
