@@ -105,9 +105,8 @@ class _Reader:
         value = self.text(name, default).rstrip("/")
         parts = urlsplit(value)
         loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-        if parts.scheme == "https" or (parts.scheme == "http" and loopback):
-            if parts.hostname:
-                return value
+        if parts.hostname and (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+            return value
         raise ConfigError(f"{name} must be an https URL (http only on a loopback host), got {value!r}")
 
 

@@ -79,11 +79,15 @@ class DevAuthority:
     keys: list[SigningKey] = field(default_factory=lambda: [SigningKey.generate()])
     requests: Counter[str] = field(default_factory=Counter)
     available: bool = True
+    # Where a running authority is reached, for minting tokens without serving (tools/token.py).
+    base_url: str | None = None
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
+        if self._server is None and self.base_url is not None:
+            return self.base_url.rstrip("/")
         assert self._server is not None, "authority not started"
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
@@ -111,7 +115,7 @@ class DevAuthority:
         authority = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 authority.requests[path] += 1
                 body = authority.answer(path)
@@ -192,7 +196,9 @@ class DevAuthority:
             claims["roles"] = list(all_roles)
         return claims
 
-    def sign(self, claims: dict[str, Any], *, key: SigningKey | None = None, headers: dict[str, Any] | None = None) -> str:
+    def sign(
+        self, claims: dict[str, Any], *, key: SigningKey | None = None, headers: dict[str, Any] | None = None
+    ) -> str:
         signing_key = key or self.keys[0]
         return jwt.encode(claims, signing_key.private_key, algorithm="RS256",
                           headers={"kid": signing_key.kid, **(headers or {})})

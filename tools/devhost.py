@@ -43,7 +43,9 @@ _CONSTRAINTS: dict[str, re.Pattern[str]] = {
     "alpha": re.compile(r"^[a-zA-Z]+$"),
     "bool": re.compile(r"^(?i:true|false)$"),
 }
-_PARAMETER = re.compile(r"^\{(?P<star>\*)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<constraint>[a-z]+))?(?P<optional>\?)?\}$")
+_PARAMETER = re.compile(
+    r"^\{(?P<star>\*)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<constraint>[a-z]+))?(?P<optional>\?)?\}$"
+)
 
 
 class RouteError(Exception):
@@ -174,10 +176,12 @@ def collect_routes(app: func.FunctionApp) -> list[Route]:
         trigger = function.get_trigger()
         if trigger is None or trigger.get_binding_name() != "httpTrigger":
             continue
-        methods = frozenset(str(getattr(method, "value", method)).upper() for method in (trigger.methods or []))
+        declared: list[Any] = getattr(trigger, "methods", None) or []
+        methods = frozenset(str(getattr(method, "value", method)).upper() for method in declared)
+        name = function.get_function_name() or function.get_user_function().__name__
         routes.append(Route(
-            function_name=function.get_function_name(),
-            template=trigger.route or function.get_function_name(),
+            function_name=name,
+            template=str(getattr(trigger, "route", None) or name),
             methods=methods or frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}),
             handler=function.get_user_function(),
         ))

@@ -94,7 +94,7 @@ class PgServer:
             _open_path_to(binaries().resolve())
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
         self._command("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                      "--encoding=UTF8", "--locale=C", "--no-sync")
+                      "--encoding=UTF8", "--locale=C", "--lc-ctype=C.UTF-8", "--no-sync")
 
     def start(self) -> None:
         self.ensure_initialised()

@@ -1,0 +1,358 @@
+// MCP Endpoint Registry: Function App (Flex Consumption, Python 3.11) on PostgreSQL Flexible
+// Server, passwordless end to end. Deployed into an existing resource group:
+//   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.bicepparam
+// infra/README.md walks through every step, including the database role and migrations.
+
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------
+// Naming and placement
+// ---------------------------------------------------------------------------------------------
+
+@description('Short name of this environment (dev, prod, ...); feeds the unique suffix of every resource name.')
+@minLength(1)
+@maxLength(32)
+param environmentName string
+
+@description('Azure region for every resource. Flex Consumption and the chosen PostgreSQL SKU must both be offered there.')
+param location string = resourceGroup().location
+
+// ---------------------------------------------------------------------------------------------
+// Function App
+// ---------------------------------------------------------------------------------------------
+
+@description('Most Flex Consumption instances the app may scale out to. Each instance keeps its own database pool.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 10
+
+@description('Memory of each Function App instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Browser origins the platform CORS allows (the Azure home of CORS_ORIGINS), e.g. https://registry.contoso.com. Empty for none.')
+param corsOrigins array = []
+
+@description('Allow basic-auth publishing credentials on the SCM site. Off: deployments authenticate with Entra tokens.')
+param scmBasicAuthEnabled bool = false
+
+@description('Log level of the app (LOG_LEVEL).')
+@allowed([
+  'CRITICAL'
+  'ERROR'
+  'WARNING'
+  'INFO'
+  'DEBUG'
+])
+param logLevel string = 'INFO'
+
+@description('Who may read the MCP registry feed (REGISTRY_FEED_AUTH): anonymous, or entra for signed-in callers only.')
+@allowed([
+  'anonymous'
+  'entra'
+])
+param registryFeedAuth string = 'anonymous'
+
+// ---------------------------------------------------------------------------------------------
+// Microsoft Entra ID (the API's app registration; see infra/README.md)
+// ---------------------------------------------------------------------------------------------
+
+@description('Tenant that issues the access tokens the API accepts (ENTRA_TENANT_ID).')
+param entraTenantId string = tenant().tenantId
+
+@description('Application (client) id of the API\'s app registration (ENTRA_API_CLIENT_ID).')
+@minLength(36)
+@maxLength(36)
+param entraApiClientId string
+
+@description('App role that makes a caller an administrator (ENTRA_ADMIN_ROLE).')
+param entraAdminRole string = 'Registry.Admin'
+
+@description('Object id of an Entra group whose members are administrators too (ENTRA_ADMIN_GROUP_ID). Empty for none.')
+param entraAdminGroupId string = ''
+
+@description('Delegated scope every user token must carry (ENTRA_REQUIRED_SCOPE). Empty to accept any scope of this API.')
+param entraRequiredScope string = 'access_as_user'
+
+@description('Let guest (B2B) accounts use the API (ENTRA_ALLOW_GUESTS).')
+param entraAllowGuests bool = false
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL Flexible Server
+// ---------------------------------------------------------------------------------------------
+
+@description('PostgreSQL major version.')
+@allowed([
+  '16'
+  '17'
+])
+param postgresVersion string = '17'
+
+@description('PostgreSQL compute tier. Burstable has no built-in PgBouncer.')
+@allowed([
+  'Burstable'
+  'GeneralPurpose'
+  'MemoryOptimized'
+])
+param postgresSkuTier string = 'Burstable'
+
+@description('PostgreSQL compute size; must belong to postgresSkuTier (Standard_B1ms is Burstable).')
+param postgresSkuName string = 'Standard_B1ms'
+
+@description('PostgreSQL storage in GiB.')
+@minValue(32)
+param postgresStorageSizeGB int = 32
+
+@description('Days of point-in-time backups kept.')
+@minValue(7)
+@maxValue(35)
+param postgresBackupRetentionDays int = 7
+
+@description('Keep backups in the paired region as well. Can only be chosen when the server is created.')
+param postgresGeoRedundantBackup bool = true
+
+@description('Turn on the built-in PgBouncer and connect through it on port 6432 (GeneralPurpose or MemoryOptimized only).')
+param enablePgBouncer bool = false
+
+@description('Connections the app may hold on the server, summed over all instances. B1ms allows 35 user connections; keep a few free for migrations and administrators.')
+@minValue(1)
+param databaseConnectionBudget int = 30
+
+@description('Allow PostgreSQL password sign-in besides Microsoft Entra. Off by default; the app never uses it.')
+param passwordAuthEnabled bool = false
+
+@description('Name of the password administrator; used only when passwordAuthEnabled is true.')
+param administratorLogin string = 'registryadmin'
+
+@description('Password of the password administrator; required only when passwordAuthEnabled is true.')
+@secure()
+param administratorLoginPassword string = ''
+
+@description('Object id of the Microsoft Entra user or group made PostgreSQL administrator (runs migrations and the role script).')
+param entraAdminObjectId string
+
+@description('Name of that administrator: the user principal name of a user, or the display name of a group.')
+param entraAdminPrincipalName string
+
+@description('Kind of Microsoft Entra principal made PostgreSQL administrator.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param entraAdminPrincipalType string = 'User'
+
+@description('Public IP address of the machine that runs migrations and the role script; empty for no such firewall rule.')
+param clientIpAddress string = ''
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring
+// ---------------------------------------------------------------------------------------------
+
+@description('Days Log Analytics keeps logs and telemetry.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+// ---------------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------------
+
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'mcp-endpoint-registry'
+}
+var identityName = 'id-registry-${resourceToken}'
+var functionAppName = 'func-registry-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
+var databaseName = 'registry'
+
+// ---------------------------------------------------------------------------------------------
+// Connection budget (infra/README.md, "Connection budget")
+// ---------------------------------------------------------------------------------------------
+
+// Maximum user connections of each Burstable size: max_connections less the 15 that Azure
+// keeps for replication and monitoring. Every General Purpose or Memory Optimized size allows
+// at least 844, so that is the bound for sizes not listed here.
+var burstableUserConnections = {
+  Standard_B1ms: 35
+  Standard_B2s: 414
+  Standard_B2ms: 844
+  Standard_B4ms: 1703
+  Standard_B8ms: 3422
+  Standard_B12ms: 4985
+  Standard_B16ms: 4985
+  Standard_B20ms: 4985
+}
+var serverUserConnections = contains(burstableUserConnections, postgresSkuName) ? burstableUserConnections[postgresSkuName] : 844
+var connectionBudget = min(databaseConnectionBudget, serverUserConnections)
+
+// FUNCTIONS_WORKER_PROCESS_COUNT is left unset, so every Flex instance runs one Python worker
+// with its own asyncpg pool, and the server can see instances x DB_POOL_MAX_SIZE connections. Capping the instances at the budget keeps
+// every pool at one connection or more; each pool then gets its instance's share, rounded
+// down, so the product never exceeds the budget (and 100 is the most the app accepts).
+var effectiveMaximumInstanceCount = min(maximumInstanceCount, connectionBudget)
+var dbPoolMaxSize = min(100, connectionBudget / effectiveMaximumInstanceCount)
+var dbPoolMinSize = 1
+
+// Burstable has no built-in PgBouncer: the request is ignored there, and said so in an output.
+var pgBouncerEnabled = enablePgBouncer && (postgresSkuTier != 'Burstable')
+var databasePort = pgBouncerEnabled ? 6432 : 5432
+
+// The login endpoint ends in a slash; the app appends paths to ENTRA_AUTHORITY itself.
+var loginEndpoint = environment().authentication.loginEndpoint
+var entraAuthority = endsWith(loginEndpoint, '/') ? substring(loginEndpoint, 0, length(loginEndpoint) - 1) : loginEndpoint
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------------
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: identityName
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: 'log-registry-${resourceToken}'
+    applicationInsightsName: 'appi-registry-${resourceToken}'
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: 'stregistry${take(resourceToken, 13)}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+  }
+}
+
+module postgres 'modules/postgres.bicep' = {
+  name: 'postgres'
+  params: {
+    name: 'psql-registry-${resourceToken}'
+    location: location
+    tags: tags
+    version: postgresVersion
+    skuTier: postgresSkuTier
+    skuName: postgresSkuName
+    storageSizeGB: postgresStorageSizeGB
+    backupRetentionDays: postgresBackupRetentionDays
+    geoRedundantBackup: postgresGeoRedundantBackup
+    passwordAuthEnabled: passwordAuthEnabled
+    administratorLogin: administratorLogin
+    administratorLoginPassword: administratorLoginPassword
+    entraAdminObjectId: entraAdminObjectId
+    entraAdminPrincipalName: entraAdminPrincipalName
+    entraAdminPrincipalType: entraAdminPrincipalType
+    databaseName: databaseName
+    pgBouncerEnabled: pgBouncerEnabled
+    clientIpAddress: clientIpAddress
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  params: {
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    principalId: identity.outputs.principalId
+  }
+}
+
+// Every setting the app reads (shared/config.py), plus the host's identity-based storage,
+// grouped by concern and merged in one union below.
+var hostSettings = {
+  AzureWebJobsStorage__accountName: storage.outputs.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.outputs.clientId
+  // azure-identity picks the user-assigned identity by this client id.
+  AZURE_CLIENT_ID: identity.outputs.clientId
+}
+var databaseSettings = {
+  // No password: the app signs in as its managed identity with an Entra token (DB_AUTH=entra).
+  DATABASE_URL: 'postgresql://${identityName}@${postgres.outputs.fqdn}:${databasePort}/${databaseName}?sslmode=require'
+  DB_AUTH: 'entra'
+  DB_POOL_MIN_SIZE: string(dbPoolMinSize)
+  DB_POOL_MAX_SIZE: string(dbPoolMaxSize)
+  DB_PGBOUNCER: pgBouncerEnabled ? 'true' : 'false'
+}
+var entraSettings = {
+  ENTRA_TENANT_ID: entraTenantId
+  ENTRA_API_CLIENT_ID: entraApiClientId
+  ENTRA_AUTHORITY: entraAuthority
+  ENTRA_ADMIN_GROUP_ID: entraAdminGroupId
+  ENTRA_ADMIN_ROLE: entraAdminRole
+  ENTRA_REQUIRED_SCOPE: entraRequiredScope
+  ENTRA_ALLOW_GUESTS: entraAllowGuests ? 'true' : 'false'
+}
+var webSettings = {
+  // Informational: the platform CORS (siteConfig.cors) answers browsers in Azure.
+  CORS_ORIGINS: join(corsOrigins, ',')
+  LOG_LEVEL: logLevel
+  REGISTRY_FEED_AUTH: registryFeedAuth
+}
+var telemetrySettings = {
+  APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
+  // Local auth is off on Application Insights: ingestion is by the identity's Entra token.
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+}
+var appSettings = union(hostSettings, databaseSettings, entraSettings, webSettings, telemetrySettings)
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionApp'
+  params: {
+    name: functionAppName
+    planName: 'plan-registry-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    maximumInstanceCount: effectiveMaximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    corsOrigins: corsOrigins
+    scmBasicAuthEnabled: scmBasicAuthEnabled
+    appSettings: appSettings
+  }
+  // The host starts as soon as the app exists; without its storage role it would fail to start.
+  dependsOn: [
+    rbac
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs (read by infra/scripts/grant-db-access.sh and by azd)
+// ---------------------------------------------------------------------------------------------
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_FUNCTION_NAME string = functionApp.outputs.name
+output FUNCTION_APP_URL string = 'https://${functionApp.outputs.defaultHostName}'
+output APP_IDENTITY_NAME string = identity.outputs.name
+output APP_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output POSTGRES_SERVER_NAME string = postgres.outputs.name
+output POSTGRES_SERVER_FQDN string = postgres.outputs.fqdn
+output POSTGRES_DATABASE string = postgres.outputs.databaseName
+output DATABASE_PORT int = databasePort
+output MAXIMUM_INSTANCE_COUNT int = effectiveMaximumInstanceCount
+output DB_POOL_MAX_SIZE int = dbPoolMaxSize
+output PGBOUNCER_ENABLED bool = pgBouncerEnabled
+output NOTES string = (enablePgBouncer && !pgBouncerEnabled) ? 'enablePgBouncer was ignored: the Burstable tier has no built-in PgBouncer.' : ''

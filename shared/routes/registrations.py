@@ -1,0 +1,118 @@
+"""Registration endpoints: parse, authorise, call the service, shape the response."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import azure.functions as func
+
+from shared.auth import CurrentUser, require_admin, require_user
+from shared.db import database
+from shared.errors import NotFound
+from shared.http import empty_response, endpoint, json_response, parse_body, parse_query
+from shared.schemas.registrations import (
+    AuditLogEntry,
+    AuditTrail,
+    RegistrationCreate,
+    RegistrationList,
+    RegistrationPublic,
+    RegistrationQuery,
+    RegistrationUpdate,
+    StatusChange,
+)
+from shared.services import audit, registrations
+from shared.services.registrations import Actor
+
+blueprint = func.Blueprint()
+
+BY_ID = "registrations/{registration_id:guid}"
+
+
+def _actor(user: CurrentUser) -> Actor:
+    return Actor(user_id=user.user_id, is_admin=user.is_admin)
+
+
+def _registration_id(req: func.HttpRequest) -> UUID:
+    try:
+        return UUID(req.route_params["registration_id"])
+    except (KeyError, ValueError):
+        raise NotFound("Registration not found.") from None
+
+
+def _public(row: Any) -> RegistrationPublic:
+    return RegistrationPublic.model_validate(dict(row))
+
+
+@blueprint.route(route="registrations", methods=["POST"])
+@endpoint
+async def registrations_create(req: func.HttpRequest) -> func.HttpResponse:
+    user = await require_user(req)
+    data = parse_body(req, RegistrationCreate)
+    row = await registrations.create(db=database, actor=_actor(user), data=data)
+    location = f"{req.url.split('?', 1)[0].rstrip('/')}/{row['registration_id']}"
+    return json_response(_public(row), 201, {"Location": location})
+
+
+async def _list(req: func.HttpRequest, *, own_only: bool) -> func.HttpResponse:
+    user = await require_user(req)
+    query = parse_query(req, RegistrationQuery)
+    total, rows = await registrations.list_page(db=database, actor=_actor(user), query=query, own_only=own_only)
+    page = RegistrationList(total=total, limit=query.limit, offset=query.offset, results=[_public(r) for r in rows])
+    return json_response(page)
+
+
+@blueprint.route(route="registrations", methods=["GET"])
+@endpoint
+async def registrations_list(req: func.HttpRequest) -> func.HttpResponse:
+    return await _list(req, own_only=False)
+
+
+@blueprint.route(route="registrations/my", methods=["GET"])
+@endpoint
+async def registrations_my(req: func.HttpRequest) -> func.HttpResponse:
+    return await _list(req, own_only=True)
+
+
+@blueprint.route(route=BY_ID, methods=["GET"])
+@endpoint
+async def registrations_get(req: func.HttpRequest) -> func.HttpResponse:
+    user = await require_user(req)
+    row = await registrations.get(db=database, actor=_actor(user), registration_id=_registration_id(req))
+    return json_response(_public(row))
+
+
+@blueprint.route(route=BY_ID, methods=["PATCH"])
+@endpoint
+async def registrations_update(req: func.HttpRequest) -> func.HttpResponse:
+    user = await require_user(req)
+    registration_id = _registration_id(req)
+    data = parse_body(req, RegistrationUpdate)
+    row = await registrations.update(db=database, actor=_actor(user), registration_id=registration_id, data=data)
+    return json_response(_public(row))
+
+
+@blueprint.route(route=f"{BY_ID}/status", methods=["PATCH"])
+@endpoint
+async def registrations_decide(req: func.HttpRequest) -> func.HttpResponse:
+    admin = await require_admin(req)
+    registration_id = _registration_id(req)
+    change = parse_body(req, StatusChange)
+    row = await registrations.decide(db=database, actor=_actor(admin), registration_id=registration_id, change=change)
+    return json_response(_public(row))
+
+
+@blueprint.route(route=BY_ID, methods=["DELETE"])
+@endpoint
+async def registrations_delete(req: func.HttpRequest) -> func.HttpResponse:
+    admin = await require_admin(req)
+    await registrations.delete(db=database, actor=_actor(admin), registration_id=_registration_id(req))
+    return empty_response(204)
+
+
+@blueprint.route(route=f"{BY_ID}/audit", methods=["GET"])
+@endpoint
+async def registrations_audit(req: func.HttpRequest) -> func.HttpResponse:
+    user = await require_user(req)
+    rows = await audit.trail(db=database, actor=_actor(user), registration_id=_registration_id(req))
+    return json_response(AuditTrail(results=[AuditLogEntry.model_validate(dict(row)) for row in rows]))

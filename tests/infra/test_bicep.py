@@ -1,0 +1,567 @@
+"""Static checks of the Bicep in infra/: every file parses, and the security and connection-budget
+invariants that infra/README.md promises hold, without an Azure subscription.
+
+pycep turns Bicep into JSON: a reference to a parameter or variable and a string literal both
+come out as plain strings, so the evaluator below treats a string as a reference only when it
+names a parameter or variable of the template.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from pycep import BicepParser
+
+INFRA = Path(__file__).resolve().parents[2] / "infra"
+BICEP_FILES = sorted(path.relative_to(INFRA).as_posix() for path in INFRA.rglob("*.bicep"))
+POSTGRES_API_VERSION = "2025-08-01"
+
+# Every setting shared/config.py reads in Azure, plus the host's identity-based storage.
+APP_SETTINGS = {
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "AZURE_CLIENT_ID",
+    "DATABASE_URL",
+    "DB_AUTH",
+    "DB_POOL_MIN_SIZE",
+    "DB_POOL_MAX_SIZE",
+    "DB_PGBOUNCER",
+    "ENTRA_TENANT_ID",
+    "ENTRA_API_CLIENT_ID",
+    "ENTRA_AUTHORITY",
+    "ENTRA_ADMIN_GROUP_ID",
+    "ENTRA_ADMIN_ROLE",
+    "ENTRA_REQUIRED_SCOPE",
+    "ENTRA_ALLOW_GUESTS",
+    "CORS_ORIGINS",
+    "LOG_LEVEL",
+    "REGISTRY_FEED_AUTH",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+}
+
+# Maximum user connections from the Azure documentation ("Limits in Azure Database for
+# PostgreSQL flexible server"), written out independently of main.bicep's own table.
+USER_CONNECTIONS = {"Standard_B1ms": 35, "Standard_B2s": 414, "Standard_D2ds_v5": 844, "Standard_E2ds_v5": 1703}
+GENERAL_PURPOSE = {"postgresSkuTier": "GeneralPurpose", "postgresSkuName": "Standard_D2ds_v5"}
+
+# The special firewall range that admits connections from inside Azure, never a bind address.
+AZURE_SERVICES = "0.0.0.0"  # noqa: S104
+ID = "id"
+
+
+@functools.cache
+def template(relative: str) -> dict[str, Any]:
+    return cast(dict[str, Any], BicepParser().parse(text=(INFRA / relative).read_text(encoding="utf-8")))
+
+
+def resources(relative: str, resource_type: str) -> dict[str, dict[str, Any]]:
+    """Resources of one type in a file, keyed by symbolic name, with `if (...)` unwrapped."""
+    found = {}
+    for name, resource in template(relative).get("resources", {}).items():
+        if resource["type"] == resource_type:
+            found[name] = unwrap(resource["config"])
+    return found
+
+
+def only(relative: str, resource_type: str) -> dict[str, Any]:
+    (resource,) = resources(relative, resource_type).values()
+    return resource
+
+
+def unwrap(config: dict[str, Any]) -> dict[str, Any]:
+    inner: dict[str, Any] = config["config"] if "condition" in config and "config" in config else config
+    return inner
+
+
+def condition(relative: str, symbol: str) -> Any:
+    return template(relative)["resources"][symbol]["config"].get("condition")
+
+
+def decorators(parameter: dict[str, Any]) -> dict[str, Any]:
+    return {decorator["type"]: decorator.get("argument") for decorator in parameter["decorators"]}
+
+
+def default(relative: str, parameter: str) -> Any:
+    return template(relative)["parameters"][parameter].get("default")
+
+
+class Evaluator:
+    """Evaluates the handful of Bicep expressions main.bicep uses for the connection budget."""
+
+    def __init__(self, relative: str, parameters: Mapping[str, Any]) -> None:
+        self._template = template(relative)
+        self._parameters = dict(parameters)
+
+    def name(self, name: str) -> Any:
+        if name in self._parameters:
+            return self._parameters[name]
+        if name in self._template["parameters"]:
+            return self.eval(self._template["parameters"][name]["default"])
+        return self.eval(self._template["variables"][name]["value"])
+
+    def output(self, name: str) -> Any:
+        return self.eval(self._template["outputs"][name]["value"])
+
+    def eval(self, node: Any) -> Any:
+        if isinstance(node, str):
+            known = node in self._template["parameters"] or node in self._template["variables"]
+            return self.name(node) if known else node
+        if isinstance(node, list):
+            return [self.eval(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "operator" in node:
+            return self._operator(node["operator"]["type"], node["operator"]["operands"])
+        if "function" in node:
+            arguments = [self.eval(value) for value in node["function"].get("parameters", {}).values()]
+            return self._function(node["function"]["type"], arguments)
+        return {key: self.eval(value) for key, value in node.items()}
+
+    def _operator(self, kind: str, operands: dict[str, Any]) -> Any:
+        if kind == "conditional":
+            branch = "true_value" if self.eval(operands["condition"]) else "false_value"
+            return self.eval(operands[branch])
+        if kind == "not":
+            return not self.eval(operands["bool_value"])
+        left, right = self.eval(operands["operand_1"]), self.eval(operands["operand_2"])
+        match kind:
+            case "and":
+                return left and right
+            case "or":
+                return left or right
+            case "equals":
+                return left == right
+            case "not_equals":
+                return left != right
+            case "divide":
+                return left // right  # integer division, as ARM does for ints
+            case "index_accessor":
+                return left[right]
+        raise NotImplementedError(f"operator {kind}")
+
+    @staticmethod
+    def _function(kind: str, arguments: list[Any]) -> Any:
+        match kind:
+            case "min":
+                return min(arguments)
+            case "max":
+                return max(arguments)
+            case "contains":
+                return arguments[1] in arguments[0]
+            case "string":
+                return str(arguments[0]).lower() if isinstance(arguments[0], bool) else str(arguments[0])
+        raise NotImplementedError(f"function {kind}")
+
+
+def budget(**parameters: Any) -> Evaluator:
+    return Evaluator("main.bicep", parameters)
+
+
+# --- every file ---------------------------------------------------------------------------------
+
+
+def test_infra_has_main_and_modules() -> None:
+    assert BICEP_FILES == [
+        "main.bicep",
+        "modules/functionapp.bicep",
+        "modules/identity.bicep",
+        "modules/monitoring.bicep",
+        "modules/postgres.bicep",
+        "modules/rbac.bicep",
+        "modules/storage.bicep",
+    ]
+
+
+@pytest.mark.parametrize("relative", BICEP_FILES)
+def test_every_parameter_has_a_description(relative: str) -> None:
+    parameters = template(relative)["parameters"]
+    assert parameters, f"{relative} declares no parameter"
+    undescribed = [name for name, parameter in parameters.items() if not decorators(parameter).get("description")]
+    assert undescribed == []
+
+
+@pytest.mark.parametrize("relative", BICEP_FILES)
+def test_no_firewall_rule_opens_the_whole_internet(relative: str) -> None:
+    assert "255.255.255.255" not in (INFRA / relative).read_text(encoding="utf-8")
+    for rule in resources(relative, "Microsoft.DBforPostgreSQL/flexibleServers/firewallRules").values():
+        assert rule["properties"]["endIpAddress"] != "255.255.255.255"
+
+
+def test_main_passes_every_module_exactly_its_parameters() -> None:
+    for symbol, module in template("main.bicep")["modules"].items():
+        declared = template(module["detail"]["path"])["parameters"]
+        required = {name for name, parameter in declared.items() if "default" not in parameter}
+        passed = set(module["config"]["params"])
+        assert passed <= set(declared), f"module {symbol} is passed unknown parameters {passed - set(declared)}"
+        assert required <= passed, f"module {symbol} misses required parameters {required - passed}"
+
+
+def test_main_reads_only_outputs_the_modules_declare() -> None:
+    modules = template("main.bicep")["modules"]
+    text = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    references = set(re.findall(r"\b(\w+)\.outputs\.(\w+)", text))
+    assert references, "main.bicep reads no module output"
+    for symbol, output in references:
+        declared = template(modules[symbol]["detail"]["path"])["outputs"]
+        assert output in declared, f"{symbol}.outputs.{output} is not declared"
+
+
+def test_names_come_from_a_resource_token_of_unique_string() -> None:
+    token = template("main.bicep")["variables"]["resourceToken"]["value"]
+    assert token["function"]["type"] == "to_lower"
+    assert token["function"]["parameters"]["string_to_change"]["function"]["type"] == "unique_string"
+
+
+@pytest.mark.parametrize("relative", BICEP_FILES)
+def test_role_assignments_are_named_by_scope_principal_and_role(relative: str) -> None:
+    for assignment in resources(relative, "Microsoft.Authorization/roleAssignments").values():
+        name = assignment["name"]["function"]
+        role = assignment["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+        scope_id = {
+            "operator": {"type": "property_accessor", "operands": {"operand_1": assignment["scope"], "operand_2": ID}}
+        }
+        assert name == {
+            "type": "guid",
+            "parameters": {"base_string": scope_id, "extra_string_1": "principalId", "extra_string_2": role},
+        }
+        assert assignment["properties"]["principalId"] == "principalId"
+        assert assignment["properties"]["principalType"] == "ServicePrincipal"
+
+
+# --- Function App -------------------------------------------------------------------------------
+
+
+def test_function_app_runs_on_flex_consumption_fc1() -> None:
+    plan = only("modules/functionapp.bicep", "Microsoft.Web/serverfarms")
+    assert plan["sku"] == {"tier": "FlexConsumption", "name": "FC1"}
+    assert plan["properties"]["reserved"] is True
+
+
+def test_function_app_runs_python_311_as_the_user_assigned_identity() -> None:
+    site = only("modules/functionapp.bicep", "Microsoft.Web/sites")
+    config = site["properties"]["functionAppConfig"]
+    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    assert config["scaleAndConcurrency"]["maximumInstanceCount"] == "maximumInstanceCount"
+    assert site["identity"]["type"] == "UserAssigned"
+    assert config["deployment"]["storage"]["authentication"] == {
+        "type": "UserAssignedIdentity",
+        "userAssignedIdentityResourceId": "identityId",
+    }
+
+
+def test_function_app_is_https_only_with_tls_12_and_ftp_off() -> None:
+    site = only("modules/functionapp.bicep", "Microsoft.Web/sites")
+    assert site["properties"]["httpsOnly"] is True
+    site_config = site["properties"]["siteConfig"]
+    assert site_config["minTlsVersion"] == "1.2"
+    assert site_config["scmMinTlsVersion"] == "1.2"
+    assert site_config["ftpsState"] == "Disabled"
+    policies = resources("modules/functionapp.bicep", "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+    assert {policy["name"]: policy["properties"]["allow"] for policy in policies.values()} == {
+        "ftp": False,
+        "scm": "scmBasicAuthEnabled",
+    }
+    assert default("main.bicep", "scmBasicAuthEnabled") is False
+
+
+def test_platform_cors_comes_from_the_cors_origins_parameter() -> None:
+    site = only("modules/functionapp.bicep", "Microsoft.Web/sites")
+    assert site["properties"]["siteConfig"]["cors"] == {"allowedOrigins": "corsOrigins", "supportCredentials": False}
+    assert template("main.bicep")["modules"]["functionApp"]["config"]["params"]["corsOrigins"] == "corsOrigins"
+    assert default("main.bicep", "corsOrigins") == []
+
+
+def test_app_settings_are_one_union_of_every_setting_the_app_reads() -> None:
+    variables = template("main.bicep")["variables"]
+    union = variables["appSettings"]["value"]["function"]
+    assert union["type"] == "union"
+    names: list[str] = []
+    for group in union["parameters"].values():
+        names.extend(variables[group]["value"])
+    assert sorted(names) == sorted(APP_SETTINGS)
+    assert template("main.bicep")["modules"]["functionApp"]["config"]["params"]["appSettings"] == "appSettings"
+    settings = only("modules/functionapp.bicep", "Microsoft.Web/sites/config")
+    assert (settings["name"], settings["properties"]) == ("appsettings", "appSettings")
+
+
+def test_app_settings_sign_in_by_identity_without_secrets() -> None:
+    variables = template("main.bicep")["variables"]
+    host, database = variables["hostSettings"]["value"], variables["databaseSettings"]["value"]
+    assert host["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert database["DB_AUTH"] == "entra"
+    assert database["DATABASE_URL"] == (
+        "postgresql://${identityName}@${postgres.outputs.fqdn}:${databasePort}/${databaseName}?sslmode=require"
+    )
+    assert variables["databaseName"]["value"] == "registry"
+    telemetry = variables["telemetrySettings"]["value"]
+    assert telemetry["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
+        "ClientId=${identity.outputs.clientId};Authorization=AAD"
+    )
+
+
+# --- storage and monitoring ---------------------------------------------------------------------
+
+
+def test_storage_takes_no_shared_keys_and_no_anonymous_reads() -> None:
+    properties = only("modules/storage.bicep", "Microsoft.Storage/storageAccounts")["properties"]
+    assert properties["allowSharedKeyAccess"] is False
+    assert properties["allowBlobPublicAccess"] is False
+    assert properties["minimumTlsVersion"] == "TLS1_2"
+    assert properties["supportsHttpsTrafficOnly"] is True
+
+
+def test_application_insights_accepts_only_entra_ingestion() -> None:
+    properties = only("modules/monitoring.bicep", "Microsoft.Insights/components")["properties"]
+    assert properties["DisableLocalAuth"] is True
+    roles = {
+        assignment["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+        for assignment in resources("modules/rbac.bicep", "Microsoft.Authorization/roleAssignments").values()
+    }
+    assert roles == {"storageBlobDataOwner", "monitoringMetricsPublisher"}
+    role_ids = {name: variable["value"] for name, variable in template("modules/rbac.bicep")["variables"].items()}
+    assert role_ids["monitoringMetricsPublisher"] == "3913510d-42f4-4e42-8a64-420c390055eb"
+    assert role_ids["storageBlobDataOwner"] == "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def test_postgres_resources_use_the_ga_api_version() -> None:
+    versions = {
+        resource["api_version"]
+        for resource in template("modules/postgres.bicep")["resources"].values()
+        if resource["type"].startswith("Microsoft.DBforPostgreSQL/")
+    }
+    assert versions == {POSTGRES_API_VERSION}
+
+
+def test_postgres_defaults_are_version_17_on_burstable_b1ms() -> None:
+    parameters = template("main.bicep")["parameters"]
+    assert decorators(parameters["postgresVersion"])["allowed"] == ["16", "17"]
+    assert default("main.bicep", "postgresVersion") == "17"
+    assert default("main.bicep", "postgresSkuTier") == "Burstable"
+    assert default("main.bicep", "postgresSkuName") == "Standard_B1ms"
+    server = only("modules/postgres.bicep", "Microsoft.DBforPostgreSQL/flexibleServers")
+    assert server["sku"] == {"name": "skuName", "tier": "skuTier"}
+
+
+def test_postgres_signs_in_with_entra_and_password_auth_is_off_by_default() -> None:
+    server = only("modules/postgres.bicep", "Microsoft.DBforPostgreSQL/flexibleServers")
+    auth = server["properties"]["authConfig"]
+    assert auth["activeDirectoryAuth"] == "Enabled"
+    assert auth["passwordAuth"]["operator"] == {
+        "type": "conditional",
+        "operands": {"condition": "passwordAuthEnabled", "true_value": "Enabled", "false_value": "Disabled"},
+    }
+    assert default("main.bicep", "passwordAuthEnabled") is False
+    params = template("main.bicep")["modules"]["postgres"]["config"]["params"]
+    assert params["passwordAuthEnabled"] == "passwordAuthEnabled"
+    assert decorators(template("main.bicep")["parameters"]["administratorLoginPassword"]).keys() >= {"secure"}
+
+
+def test_an_entra_administrator_is_set_from_parameters() -> None:
+    admin = only("modules/postgres.bicep", "Microsoft.DBforPostgreSQL/flexibleServers/administrators")
+    assert admin["name"] == "entraAdminObjectId"
+    assert admin["properties"]["principalName"] == "entraAdminPrincipalName"
+    assert admin["properties"]["principalType"] == "entraAdminPrincipalType"
+
+
+def test_postgres_enforces_tls_12_and_allows_the_extensions_the_migrations_use() -> None:
+    configurations = resources("modules/postgres.bicep", "Microsoft.DBforPostgreSQL/flexibleServers/configurations")
+    values = {configuration["name"]: configuration["properties"]["value"] for configuration in configurations.values()}
+    assert values["require_secure_transport"] == "ON"
+    assert values["ssl_min_protocol_version"] == "TLSv1.2"
+    assert set(values["azure.extensions"].split(",")) == {"PG_TRGM", "PGCRYPTO"}
+
+
+def test_registry_database_is_created() -> None:
+    database = only("modules/postgres.bicep", "Microsoft.DBforPostgreSQL/flexibleServers/databases")
+    assert database["name"] == "databaseName"
+    assert template("main.bicep")["modules"]["postgres"]["config"]["params"]["databaseName"] == "databaseName"
+
+
+def test_firewall_admits_azure_services_and_an_optional_client_ip_only() -> None:
+    rules = resources("modules/postgres.bicep", "Microsoft.DBforPostgreSQL/flexibleServers/firewallRules")
+    ranges = {
+        symbol: (rule["properties"]["startIpAddress"], rule["properties"]["endIpAddress"])
+        for symbol, rule in rules.items()
+    }
+    assert ranges == {
+        "allowAzureServices": (AZURE_SERVICES, AZURE_SERVICES),
+        "allowClientIp": ("clientIpAddress", "clientIpAddress"),
+    }
+    client_ip_empty = {"function": {"type": "empty", "parameters": {"item_to_test": "clientIpAddress"}}}
+    assert condition("modules/postgres.bicep", "allowClientIp") == {
+        "operator": {"type": "not", "operands": {"bool_value": client_ip_empty}}
+    }
+    assert default("main.bicep", "clientIpAddress") == ""
+
+
+def test_pgbouncer_settings_exist_only_when_pgbouncer_is_enabled() -> None:
+    configurations = resources("modules/postgres.bicep", "Microsoft.DBforPostgreSQL/flexibleServers/configurations")
+    pgbouncer = {symbol for symbol, config in configurations.items() if config["name"].startswith("pgbouncer.")}
+    assert pgbouncer == {"pgBouncer", "pgBouncerPoolMode"}
+    assert {symbol: condition("modules/postgres.bicep", symbol) for symbol in pgbouncer} == {
+        "pgBouncer": "pgBouncerEnabled",
+        "pgBouncerPoolMode": "pgBouncerEnabled",
+    }
+    assert configurations["pgBouncerPoolMode"]["properties"]["value"] == "TRANSACTION"
+
+
+# --- connection budget --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parameters", "instances", "pool_max"),
+    [
+        ({}, 10, 3),
+        ({"maximumInstanceCount": 100}, 30, 1),
+        ({"maximumInstanceCount": 4}, 4, 7),
+        ({"maximumInstanceCount": 1}, 1, 30),
+        ({"databaseConnectionBudget": 50}, 10, 3),
+        (GENERAL_PURPOSE | {"databaseConnectionBudget": 400, "maximumInstanceCount": 40}, 40, 10),
+        (GENERAL_PURPOSE | {"databaseConnectionBudget": 800, "maximumInstanceCount": 2}, 2, 100),
+    ],
+)
+def test_pool_size_is_the_instance_share_of_the_budget(
+    parameters: dict[str, Any], instances: int, pool_max: int
+) -> None:
+    evaluator = budget(**parameters)
+    assert evaluator.name("effectiveMaximumInstanceCount") == instances
+    assert evaluator.name("dbPoolMaxSize") == pool_max
+    assert evaluator.eval(template("main.bicep")["variables"]["databaseSettings"]["value"]["DB_POOL_MAX_SIZE"]) == str(
+        pool_max
+    )
+    assert evaluator.output("MAXIMUM_INSTANCE_COUNT") == instances
+
+
+@pytest.mark.parametrize("sku", sorted(USER_CONNECTIONS))
+def test_instances_times_pool_never_exceeds_the_budget_or_the_server(sku: str) -> None:
+    for requested_budget in (1, 2, 29, 30, 35, 36, 414, 500, 5000):
+        for maximum_instances in (1, 2, 3, 7, 10, 40, 100, 1000):
+            evaluator = budget(
+                postgresSkuName=sku, databaseConnectionBudget=requested_budget, maximumInstanceCount=maximum_instances
+            )
+            instances = evaluator.name("effectiveMaximumInstanceCount")
+            pool_max = evaluator.name("dbPoolMaxSize")
+            case = f"{sku}, budget {requested_budget}, {maximum_instances} instances"
+            assert 1 <= instances <= maximum_instances, case
+            assert 1 <= pool_max <= 100, case
+            assert pool_max >= evaluator.name("dbPoolMinSize"), case
+            assert instances * pool_max <= min(requested_budget, USER_CONNECTIONS[sku]), case
+
+
+def test_function_app_scales_to_the_capped_instance_count() -> None:
+    params = template("main.bicep")["modules"]["functionApp"]["config"]["params"]
+    assert params["maximumInstanceCount"] == "effectiveMaximumInstanceCount"
+
+
+@pytest.mark.parametrize(
+    ("tier", "requested", "enabled", "port", "note"),
+    [
+        ("Burstable", False, False, 5432, ""),
+        ("Burstable", True, False, 5432, "enablePgBouncer was ignored: the Burstable tier has no built-in PgBouncer."),
+        ("GeneralPurpose", False, False, 5432, ""),
+        ("GeneralPurpose", True, True, 6432, ""),
+        ("MemoryOptimized", True, True, 6432, ""),
+    ],
+)
+def test_pgbouncer_is_used_only_on_tiers_that_have_it(
+    tier: str, requested: bool, enabled: bool, port: int, note: str
+) -> None:
+    evaluator = budget(postgresSkuTier=tier, enablePgBouncer=requested)
+    assert evaluator.name("pgBouncerEnabled") is enabled
+    assert evaluator.name("databasePort") == port
+    assert evaluator.eval(template("main.bicep")["variables"]["databaseSettings"]["value"]["DB_PGBOUNCER"]) == (
+        "true" if enabled else "false"
+    )
+    assert evaluator.output("NOTES") == note
+    assert template("main.bicep")["modules"]["postgres"]["config"]["params"]["pgBouncerEnabled"] == "pgBouncerEnabled"
+
+
+# --- parameter files ----------------------------------------------------------------------------
+
+
+def bicepparam() -> dict[str, str]:
+    text = (INFRA / "main.bicepparam").read_text(encoding="utf-8")
+    assert text.startswith("using './main.bicep'\n")
+    return dict(re.findall(r"^param (\w+) = (.+)$", text, flags=re.MULTILINE))
+
+
+def test_bicepparam_sets_known_parameters_and_every_required_one() -> None:
+    declared = template("main.bicep")["parameters"]
+    required = {name for name, parameter in declared.items() if "default" not in parameter}
+    values = bicepparam()
+    assert set(values) <= set(declared)
+    assert required <= set(values)
+
+
+def test_bicepparam_keeps_the_safe_defaults() -> None:
+    values = bicepparam()
+    assert values["passwordAuthEnabled"] == "false"
+    assert values["enablePgBouncer"] == "false"
+    assert values["postgresSkuTier"] == "'Burstable'"
+    assert values["postgresSkuName"] == "'Standard_B1ms'"
+    assert (int(values["maximumInstanceCount"]), int(values["databaseConnectionBudget"])) == (10, 30)
+    assert values["corsOrigins"] == "[]"
+    assert "255.255.255.255" not in (INFRA / "main.bicepparam").read_text(encoding="utf-8")
+
+
+def test_azd_parameters_name_only_known_parameters() -> None:
+    import json
+
+    values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    declared = template("main.bicep")["parameters"]
+    required = {name for name, parameter in declared.items() if "default" not in parameter}
+    assert set(values) <= set(declared)
+    assert required <= set(values)
+
+
+# --- the database role step ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", ["grant-db-access.sh", "migrate-azure.sh"])
+def test_scripts_are_executable_bash(script: str) -> None:
+    path = INFRA / "scripts" / script
+    assert path.stat().st_mode & 0o111
+    assert path.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n")
+
+
+def test_grant_script_creates_the_identity_role_and_grants_data_access() -> None:
+    text = (INFRA / "scripts" / "grant-db-access.sh").read_text(encoding="utf-8")
+    assert "pgaadauth_create_principal(%L, false, false)" in text
+    assert "--resource-type oss-rdbms" in text
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public" in text
+    assert "ALTER DEFAULT PRIVILEGES IN SCHEMA public" in text
+
+
+def test_readme_walks_through_every_step() -> None:
+    text = (INFRA / "README.md").read_text(encoding="utf-8")
+    in_order = [
+        "az login",
+        "api://$API_APP_ID",
+        "az group create",
+        "az deployment group create",
+        "--parameters infra/main.bicepparam",
+        "az account get-access-token --resource-type oss-rdbms",
+        "python -m tools.migrate",
+        "pgaadauth_create_principal",
+        "func azure functionapp publish",
+        "/api/health",
+        "/api/v0.1/servers",
+    ]
+    walkthrough = text[text.index("## 1. Sign in") :]
+    position = 0
+    for step in in_order:
+        position = walkthrough.find(step, position)
+        assert position != -1, f"{step!r} is missing, or comes before the step it follows"
+    for topic in ("access_as_user", "Registry.Admin", "GroupMember.Read.All", "## Connection budget", "DB_PGBOUNCER"):
+        assert topic in text

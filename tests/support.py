@@ -1,0 +1,167 @@
+"""Helpers shared by the tests: database access, dev host processes, callers with tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from shared.config import DatabaseSettings
+from tools.authority import DevAuthority
+from tools.migrate import migrate
+from tools.pgserver import PgServer, free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@dataclass
+class PostgresCluster:
+    """A server on which tests may create databases."""
+
+    admin_url: str
+    server: PgServer | None
+
+    def create_database(self, prefix: str = "registry_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+        async def create() -> None:
+            connection = await asyncpg.connect(self.admin_url)
+            try:
+                await connection.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await connection.close()
+
+        run(create())
+        return with_database(self.admin_url, name)
+
+    def migrated_database(self, prefix: str = "registry_test") -> str:
+        url = self.create_database(prefix)
+        run(migrate(DatabaseSettings.from_env({"DATABASE_URL": url}), quiet=True))
+        return url
+
+
+class Sql:
+    """Synchronous access to the test database for arranging and asserting state."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def _call(self, method: str, query: str, *args: Any) -> Any:
+        connection = await asyncpg.connect(self.url)
+        await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        try:
+            return await getattr(connection, method)(query, *args)
+        finally:
+            await connection.close()
+
+    def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = run(self._call("fetch", query, *args))
+        return rows
+
+    def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = run(self._call("fetchrow", query, *args))
+        return row
+
+    def fetchval(self, query: str, *args: Any) -> Any:
+        return run(self._call("fetchval", query, *args))
+
+    def execute(self, query: str, *args: Any) -> str:
+        status: str = run(self._call("execute", query, *args))
+        return status
+
+
+def app_environment(database_url: str, authority: DevAuthority, **overrides: str) -> dict[str, str]:
+    environment = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("ENTRA_", "DB_", "REGISTRY_", "CORS_")) and key != "DATABASE_URL"
+    }
+    environment.update({
+        "DATABASE_URL": database_url,
+        "ENTRA_TENANT_ID": authority.tenant_id,
+        "ENTRA_API_CLIENT_ID": authority.client_id,
+        "ENTRA_AUTHORITY": authority.url,
+        "LOG_LEVEL": "INFO",
+        "DB_POOL_MIN_SIZE": "1",
+        "DB_POOL_MAX_SIZE": "10",
+        "PYTHONUNBUFFERED": "1",
+    })
+    environment.update(overrides)
+    return environment
+
+
+@dataclass
+class RunningHost:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_host(environment: Mapping[str, str], log_dir: Path) -> RunningHost:
+    """Start `python -m tools.devhost` on a free port and wait until it answers."""
+    port = free_port()
+    log_path = log_dir / f"devhost-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tools.devhost", "--port", str(port)],
+            cwd=PROJECT_ROOT, env=dict(environment), stdout=log_file, stderr=subprocess.STDOUT,
+        )
+    host = RunningHost(f"http://127.0.0.1:{port}/api", process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"devhost exited with {process.returncode}:\n{host.log()}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return host
+        except httpx.TransportError:
+            time.sleep(0.1)
+    host.stop()
+    raise RuntimeError(f"devhost did not start within 30 s:\n{host.log()}")
+
+
+@dataclass
+class Caller:
+    """A person with a token, for calling the API."""
+
+    oid: str
+    name: str
+    email: str
+    token: str
+    is_admin: bool
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}

@@ -1,0 +1,162 @@
+"""Settings: read from the environment, validated once, with messages that name the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import ConfigError, DatabaseSettings, EntraSettings, Settings, get_settings, reset_settings
+
+TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+CLIENT_ID = "6c1f3c2e-3b7a-4a8e-9d43-0f6f1d6a2b10"
+REQUIRED = {
+    "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/registry",
+    "ENTRA_TENANT_ID": TENANT_ID,
+    "ENTRA_API_CLIENT_ID": CLIENT_ID,
+}
+
+
+def settings_with(**changes: str | None) -> Settings:
+    """Settings from the required values with `changes` applied; None removes a setting."""
+    environment = dict(REQUIRED)
+    for name, value in changes.items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    return Settings.from_env(environment)
+
+
+def config_error(**changes: str | None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        settings_with(**changes)
+    return str(caught.value)
+
+
+def test_defaults_fill_everything_but_the_three_required_settings() -> None:
+    assert settings_with() == Settings(
+        database=DatabaseSettings(
+            url="postgresql://postgres@127.0.0.1:5432/registry",
+            auth="password",
+            pool_min_size=1,
+            pool_max_size=10,
+            connect_timeout=5.0,
+            command_timeout=10.0,
+            acquire_timeout=5.0,
+            statement_cache_size=100,
+        ),
+        entra=EntraSettings(
+            tenant_id=TENANT_ID,
+            api_client_id=CLIENT_ID,
+            authority="https://login.microsoftonline.com",
+            audiences=(CLIENT_ID, f"api://{CLIENT_ID}"),
+            admin_role="Registry.Admin",
+            admin_group_id=None,
+            required_scope=None,
+            allow_guests=False,
+            graph_base_url="https://graph.microsoft.com",
+        ),
+        cors_origins=(),
+        log_level="INFO",
+        feed_auth="anonymous",
+    )
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "ENTRA_TENANT_ID", "ENTRA_API_CLIENT_ID"])
+def test_each_missing_required_setting_is_named(name: str) -> None:
+    assert config_error(**{name: None}) == f"{name} is required but not set"
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "ENTRA_TENANT_ID", "ENTRA_API_CLIENT_ID"])
+def test_a_blank_required_setting_counts_as_missing(name: str) -> None:
+    assert config_error(**{name: "   "}) == f"{name} is required but not set"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"DB_POOL_MAX_SIZE": "abc"}, "DB_POOL_MAX_SIZE must be a whole number, got 'abc'"),
+        ({"DB_POOL_MAX_SIZE": "0"}, "DB_POOL_MAX_SIZE must be between 1 and 100, got 0"),
+        ({"DB_POOL_MIN_SIZE": "20", "DB_POOL_MAX_SIZE": "5"},
+         "DB_POOL_MIN_SIZE (20) must not exceed DB_POOL_MAX_SIZE (5)"),
+        ({"DB_CONNECT_TIMEOUT": "soon"}, "DB_CONNECT_TIMEOUT must be a number of seconds, got 'soon'"),
+        ({"DB_AUTH": "kerberos"}, "DB_AUTH must be one of password, entra, got 'kerberos'"),
+        ({"DB_PGBOUNCER": "maybe"}, "DB_PGBOUNCER must be true or false, got 'maybe'"),
+        ({"DATABASE_URL": "mysql://root@127.0.0.1/registry"},
+         "DATABASE_URL must start with postgresql:// (a libpq connection URI)"),
+        ({"ENTRA_TENANT_ID": "not-a-guid"}, "ENTRA_TENANT_ID must be a GUID, got 'not-a-guid'"),
+        ({"ENTRA_ADMIN_GROUP_ID": "admins"}, "ENTRA_ADMIN_GROUP_ID must be a GUID, got 'admins'"),
+        ({"ENTRA_AUTHORITY": "http://evil.example.com"},
+         "ENTRA_AUTHORITY must be an https URL (http only on a loopback host), got 'http://evil.example.com'"),
+        ({"ENTRA_AUTHORITY": "https:///tenant"},
+         "ENTRA_AUTHORITY must be an https URL (http only on a loopback host), got 'https:///tenant'"),
+        ({"ENTRA_ALLOW_GUESTS": "sometimes"}, "ENTRA_ALLOW_GUESTS must be true or false, got 'sometimes'"),
+        ({"CORS_ORIGINS": "localhost:5173"},
+         "CORS_ORIGINS entries must look like https://host[:port], got 'localhost:5173'"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, got 'verbose'"),
+        ({"REGISTRY_FEED_AUTH": "basic"}, "REGISTRY_FEED_AUTH must be one of anonymous, entra, got 'basic'"),
+    ],
+)
+def test_a_malformed_setting_is_named_with_what_was_expected(changes: dict[str, str], message: str) -> None:
+    assert config_error(**changes) == message
+
+
+def test_only_azure_client_id_set_explains_the_rename() -> None:
+    message = config_error(ENTRA_API_CLIENT_ID=None, AZURE_CLIENT_ID=CLIENT_ID)
+    assert message == (
+        "ENTRA_API_CLIENT_ID is required but not set. AZURE_CLIENT_ID is set: the API's client id moved to "
+        "ENTRA_API_CLIENT_ID, because azure-identity reads AZURE_CLIENT_ID to choose a managed identity"
+    )
+
+
+def test_azure_client_id_beside_entra_api_client_id_is_left_to_azure_identity() -> None:
+    managed_identity = "0e7a1d43-5a53-4c47-b1a3-7b1c2b3d4e5f"
+    assert settings_with(AZURE_CLIENT_ID=managed_identity).entra.api_client_id == CLIENT_ID
+
+
+def test_audiences_default_to_the_client_id_and_its_api_uri() -> None:
+    assert settings_with().entra.audiences == (CLIENT_ID, f"api://{CLIENT_ID}")
+
+
+def test_audiences_can_be_listed_explicitly() -> None:
+    audiences = settings_with(ENTRA_AUDIENCES=" api://registry , https://registry.contoso.com ,").entra.audiences
+    assert audiences == ("api://registry", "https://registry.contoso.com")
+
+
+def test_values_are_normalised() -> None:
+    settings = settings_with(
+        ENTRA_TENANT_ID=TENANT_ID.upper(),
+        ENTRA_AUTHORITY="http://127.0.0.1:7072/",
+        DB_AUTH="Entra",
+        DB_PGBOUNCER="yes",
+        LOG_LEVEL="debug",
+        CORS_ORIGINS="http://localhost:5173, https://registry.contoso.com",
+        ENTRA_REQUIRED_SCOPE="access_as_user",
+    )
+    assert settings.entra.tenant_id == TENANT_ID
+    assert settings.entra.authority == "http://127.0.0.1:7072"
+    assert settings.database.auth == "entra"
+    assert settings.database.statement_cache_size == 0
+    assert settings.log_level == "DEBUG"
+    assert settings.cors_origins == ("http://localhost:5173", "https://registry.contoso.com")
+    assert settings.entra.required_scope == "access_as_user"
+
+
+def test_the_database_settings_alone_need_only_database_url() -> None:
+    settings = DatabaseSettings.from_env({"DATABASE_URL": "postgres://127.0.0.1/registry"})
+    assert (settings.url, settings.pool_max_size) == ("postgres://127.0.0.1/registry", 10)
+
+
+def test_settings_are_read_once_until_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    reset_settings()
+    try:
+        first = get_settings()
+        monkeypatch.setenv("LOG_LEVEL", "ERROR")
+        assert get_settings() is first
+        assert first.log_level == "WARNING"
+        reset_settings()
+        assert get_settings().log_level == "ERROR"
+    finally:
+        reset_settings()

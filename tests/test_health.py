@@ -1,0 +1,138 @@
+"""GET /api/health over real HTTP: healthy with the database, 503 within its bound without it,
+and healthy again once the database is back, without restarting the app."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import RunningHost, app_environment
+from tools.authority import DevAuthority
+from tools.pgserver import PgServer, free_port
+
+HEALTHY = b'{"status":"healthy","database":"connected"}'
+UNHEALTHY = b'{"status":"unhealthy","database":"disconnected"}'
+# The contract's 2 s database bound plus the time a request takes on a busy test machine.
+UNHEALTHY_WITHIN_SECONDS = 3.0
+RECOVERS_WITHIN_SECONDS = 5.0
+
+HostFactory = Callable[[Mapping[str, str]], RunningHost]
+
+
+def test_health_is_200_and_exactly_healthy_when_the_database_answers(client: httpx.Client) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.content == HEALTHY
+
+
+def test_health_needs_no_token(client: httpx.Client) -> None:
+    response = client.get("/health", headers={"Authorization": "Bearer not-a-token"})
+    assert (response.status_code, response.content) == (200, HEALTHY)
+
+
+def test_health_answers_only_get(client: httpx.Client) -> None:
+    assert client.post("/health").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[PgServer]:
+    """A PostgreSQL these tests may stop and start without disturbing the others."""
+    folder = Path(tempfile.mkdtemp(prefix="registry-health-"))
+    server = PgServer(folder / "data", free_port())
+    server.ensure_initialised()
+    try:
+        yield server
+    finally:
+        server.destroy()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def assert_unhealthy_quickly(base_url: str) -> None:
+    started = time.monotonic()
+    response = httpx.get(f"{base_url}/health", timeout=10)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.content == UNHEALTHY
+    assert response.headers["Retry-After"] == "5"
+    assert elapsed < UNHEALTHY_WITHIN_SECONDS
+
+
+def assert_recovers(base_url: str) -> None:
+    deadline = time.monotonic() + RECOVERS_WITHIN_SECONDS
+    while True:
+        response = httpx.get(f"{base_url}/health", timeout=RECOVERS_WITHIN_SECONDS)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert (response.status_code, response.content) == (200, HEALTHY)
+
+
+def test_health_is_503_while_the_database_is_down_and_200_once_it_is_back(
+    own_server: PgServer, authority: DevAuthority, host_factory: HostFactory
+) -> None:
+    own_server.start()
+    host = host_factory(app_environment(own_server.url, authority))
+    assert httpx.get(f"{host.base_url}/health", timeout=10).content == HEALTHY
+
+    own_server.stop()
+    assert_unhealthy_quickly(host.base_url)
+    assert_unhealthy_quickly(host.base_url)
+
+    own_server.start()
+    assert_recovers(host.base_url)
+    assert host.process.poll() is None
+
+
+def test_health_is_503_when_the_database_was_never_reachable_then_200(
+    own_server: PgServer, authority: DevAuthority, host_factory: HostFactory
+) -> None:
+    own_server.stop()
+    host = host_factory(app_environment(own_server.url, authority))
+
+    assert_unhealthy_quickly(host.base_url)
+
+    own_server.start()
+    assert_recovers(host.base_url)
+    assert host.process.poll() is None
+
+
+def postgres_processes(server: PgServer) -> list[int]:
+    """The postmaster of `server` and every process it forked."""
+    postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
+def test_health_is_503_within_its_bound_when_the_database_hangs(
+    own_server: PgServer, authority: DevAuthority, host_factory: HostFactory
+) -> None:
+    own_server.start()
+    host = host_factory(app_environment(own_server.url, authority))
+    assert httpx.get(f"{host.base_url}/health", timeout=10).content == HEALTHY
+
+    frozen = postgres_processes(own_server)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        assert_unhealthy_quickly(host.base_url)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    assert_recovers(host.base_url)
