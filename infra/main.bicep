@@ -204,6 +204,11 @@ var dbPoolMinSize = 1
 var pgBouncerEnabled = enablePgBouncer && (postgresSkuTier != 'Burstable')
 var databasePort = pgBouncerEnabled ? 6432 : 5432
 
+// What the deployment changed of the request, reported in the NOTES output.
+var budgetNote = (databaseConnectionBudget > serverUserConnections) ? 'databaseConnectionBudget was lowered to ${serverUserConnections}, the user connections of ${postgresSkuName}. ' : ''
+var instancesNote = (maximumInstanceCount > effectiveMaximumInstanceCount) ? 'maximumInstanceCount was lowered to ${effectiveMaximumInstanceCount} so that every instance gets a connection. ' : ''
+var pgBouncerNote = (enablePgBouncer && !pgBouncerEnabled) ? 'enablePgBouncer was ignored: the Burstable tier has no built-in PgBouncer.' : ''
+
 // The login endpoint ends in a slash; the app appends paths to ENTRA_AUTHORITY itself.
 var loginEndpoint = environment().authentication.loginEndpoint
 var entraAuthority = endsWith(loginEndpoint, '/') ? substring(loginEndpoint, 0, length(loginEndpoint) - 1) : loginEndpoint
@@ -355,4 +360,4 @@ output DATABASE_PORT int = databasePort
 output MAXIMUM_INSTANCE_COUNT int = effectiveMaximumInstanceCount
 output DB_POOL_MAX_SIZE int = dbPoolMaxSize
 output PGBOUNCER_ENABLED bool = pgBouncerEnabled
-output NOTES string = (enablePgBouncer && !pgBouncerEnabled) ? 'enablePgBouncer was ignored: the Burstable tier has no built-in PgBouncer.' : ''
+output NOTES string = trim('${budgetNote}${instancesNote}${pgBouncerNote}')

@@ -54,7 +54,6 @@ GENERAL_PURPOSE = {"postgresSkuTier": "GeneralPurpose", "postgresSkuName": "Stan
 
 # The special firewall range that admits connections from inside Azure, never a bind address.
 AZURE_SERVICES = "0.0.0.0"  # noqa: S104
-ID = "id"
 
 
 @functools.cache
@@ -112,8 +111,10 @@ class Evaluator:
 
     def eval(self, node: Any) -> Any:
         if isinstance(node, str):
-            known = node in self._template["parameters"] or node in self._template["variables"]
-            return self.name(node) if known else node
+            if node in self._template["parameters"] or node in self._template["variables"]:
+                return self.name(node)
+            # Interpolations here name a parameter or variable, nothing more complex.
+            return re.sub(r"\$\{(\w+)\}", lambda match: str(self.name(match.group(1))), node)
         if isinstance(node, list):
             return [self.eval(item) for item in node]
         if not isinstance(node, dict):
@@ -141,6 +142,8 @@ class Evaluator:
                 return left == right
             case "not_equals":
                 return left != right
+            case "greater_than":
+                return left > right
             case "divide":
                 return left // right  # integer division, as ARM does for ints
             case "index_accessor":
@@ -156,6 +159,8 @@ class Evaluator:
                 return max(arguments)
             case "contains":
                 return arguments[1] in arguments[0]
+            case "trim":
+                return str(arguments[0]).strip()
             case "string":
                 return str(arguments[0]).lower() if isinstance(arguments[0], bool) else str(arguments[0])
         raise NotImplementedError(f"function {kind}")
@@ -225,9 +230,8 @@ def test_role_assignments_are_named_by_scope_principal_and_role(relative: str) -
     for assignment in resources(relative, "Microsoft.Authorization/roleAssignments").values():
         name = assignment["name"]["function"]
         role = assignment["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
-        scope_id = {
-            "operator": {"type": "property_accessor", "operands": {"operand_1": assignment["scope"], "operand_2": ID}}
-        }
+        scope = assignment["scope"]
+        scope_id = {"operator": {"type": "property_accessor", "operands": {"operand_1": scope, "operand_2": "id"}}}
         assert name == {
             "type": "guid",
             "parameters": {"base_string": scope_id, "extra_string_1": "principalId", "extra_string_2": role},
@@ -457,6 +461,29 @@ def test_instances_times_pool_never_exceeds_the_budget_or_the_server(sku: str) -
             assert 1 <= pool_max <= 100, case
             assert pool_max >= evaluator.name("dbPoolMinSize"), case
             assert instances * pool_max <= min(requested_budget, USER_CONNECTIONS[sku]), case
+
+
+@pytest.mark.parametrize(
+    ("parameters", "note"),
+    [
+        ({}, ""),
+        (
+            {"databaseConnectionBudget": 50},
+            "databaseConnectionBudget was lowered to 35, the user connections of Standard_B1ms.",
+        ),
+        (
+            {"maximumInstanceCount": 100},
+            "maximumInstanceCount was lowered to 30 so that every instance gets a connection.",
+        ),
+        (
+            {"databaseConnectionBudget": 50, "maximumInstanceCount": 40},
+            "databaseConnectionBudget was lowered to 35, the user connections of Standard_B1ms. "
+            "maximumInstanceCount was lowered to 35 so that every instance gets a connection.",
+        ),
+    ],
+)
+def test_notes_report_what_the_budget_lowered(parameters: dict[str, Any], note: str) -> None:
+    assert budget(**parameters).output("NOTES") == note
 
 
 def test_function_app_scales_to_the_capped_instance_count() -> None:
