@@ -38,6 +38,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 PasswordProvider = Callable[[], Awaitable[str]]
+QueryObserver = Callable[[Any], None]
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -84,6 +85,9 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
         self.password_provider: PasswordProvider | None = None
+        # Called with asyncpg's LoggedQuery for every statement on connections opened from now
+        # on; the round-trip tests and benchmarks count statements with it.
+        self.query_observers: list[QueryObserver] = []
 
     async def pool(self) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()
@@ -103,7 +107,7 @@ class Database:
                 **connect_options(settings, self.password_provider),
                 min_size=settings.pool_min_size,
                 max_size=settings.pool_max_size,
-                init=_init_connection,
+                init=self._init_connection,
                 reset=_keep_session,
                 max_inactive_connection_lifetime=300.0,
             )
@@ -112,6 +116,11 @@ class Database:
             raise ServiceUnavailable("The database is unavailable. Try again shortly.") from error
         log.info("database pool created (min %s, max %s)", settings.pool_min_size, settings.pool_max_size)
         return pool
+
+    async def _init_connection(self, connection: asyncpg.Connection) -> None:
+        await _init_connection(connection)
+        for observer in self.query_observers:
+            connection.add_query_logger(observer)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
