@@ -19,8 +19,7 @@ from shared.auth import admin, keys, tokens
 from shared.auth.principal import Principal
 from shared.db import database
 from shared.errors import Forbidden, Unauthorized
-from shared.services import users
-from shared.services.users import UserRow
+from shared.services import users  # the module, not names: it imports shared.auth.cache in turn
 
 __all__ = ["CurrentUser", "Principal", "authenticate", "require_admin", "require_user", "reset", "sign_in"]
 
@@ -56,7 +55,7 @@ async def authenticate(req: func.HttpRequest, *, allow_app: bool = False) -> Pri
     return principal
 
 
-async def sign_in(req: func.HttpRequest) -> tuple[CurrentUser, UserRow, bool]:
+async def sign_in(req: func.HttpRequest) -> tuple[CurrentUser, users.UserRow, bool]:
     """The caller, their users row, and whether this request created it."""
     principal = await authenticate(req)
     is_admin = await admin.is_admin(principal)

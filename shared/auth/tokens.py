@@ -92,7 +92,7 @@ async def _verified_claims(token: str) -> tuple[dict[str, Any], tuple[str, ...]]
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as error:
         raise _refusal(error) from error
-    if header.get("alg") != "RS256":
+    if header.get("alg") not in ALGORITHMS:
         raise Unauthorized(WRONG_ALGORITHM)
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:

@@ -49,9 +49,9 @@ SELECT * FROM upserted
 UNION ALL
 SELECT {_COLUMNS}, false AS created FROM users
 WHERE entra_id = $1 AND NOT EXISTS (SELECT 1 FROM upserted)
-"""  # noqa: S608 - only the fixed column list is interpolated
+"""
 
-_SELECT_BY_ID = f"SELECT {_COLUMNS} FROM users WHERE user_id = $1"  # noqa: S608 - fixed column list
+_SELECT_BY_ID = f"SELECT {_COLUMNS} FROM users WHERE user_id = $1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,14 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from tests.auth.auth_kit import Configure, FakeClock, FakeCredential, FakeGraph
 
 import shared.auth
 from shared.auth import admin, keys
 from shared.config import reset_settings
+from tests.auth.auth_kit import Configure, FakeClock, FakeCredential, FakeGraph
 from tools.authority import DevAuthority, SigningKey
+
+_SETTINGS_PREFIXES = ("ENTRA_", "GRAPH_", "DB_", "REGISTRY_", "CORS_")
 
 @pytest.fixture(scope="session")
 def tenant_key() -> SigningKey:
@@ -23,7 +25,7 @@ def tenant_key() -> SigningKey:
 def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
     """Set environment variables (None removes one), then start from fresh settings and caches."""
     for name in list(os.environ):
-        if name.startswith(("ENTRA_", "GRAPH_", "DB_", "REGISTRY_", "CORS_")) or name in ("DATABASE_URL", "AZURE_CLIENT_ID"):
+        if name.startswith(_SETTINGS_PREFIXES) or name in ("DATABASE_URL", "AZURE_CLIENT_ID"):
             monkeypatch.delenv(name)
 
     def apply(**values: str | None) -> None:

@@ -36,7 +36,9 @@ def person(**changes: Any) -> Principal:
         ((), False),
     ],
 )
-def test_the_admin_role_is_matched_element_by_element(issuer: DevAuthority, roles: tuple[str, ...], expected: bool) -> None:
+def test_the_admin_role_is_matched_element_by_element(
+    issuer: DevAuthority, roles: tuple[str, ...], expected: bool
+) -> None:
     assert run(admin.is_admin(person(roles=roles))) is expected
 
 
@@ -114,7 +116,9 @@ def test_a_credential_failing_means_not_admin(
     assert graph.calls == []
 
 
-def test_graph_unreachable_means_not_admin(issuer: DevAuthority, configure: Configure, credential: FakeCredential) -> None:
+def test_graph_unreachable_means_not_admin(
+    issuer: DevAuthority, configure: Configure, credential: FakeCredential
+) -> None:
     configure(ENTRA_ADMIN_GROUP_ID=ADMIN_GROUP, GRAPH_BASE_URL="http://127.0.0.1:9")
     assert run(admin.is_admin(person(has_group_overage=True))) is False
 
@@ -138,9 +142,18 @@ def test_failures_are_cached_briefly(issuer: DevAuthority, configure: Configure,
     assert len(graph.calls) == 1
 
 
-def test_importing_the_app_does_not_import_azure_identity() -> None:
+def test_the_default_credential_is_built_without_aiohttp_transport() -> None:
+    # aiohttp, azure.identity.aio's default transport, is not a runtime dependency.
+    credential = admin._managed_credential()
+    assert type(credential).__name__ == "DefaultAzureCredential"
+    run(credential.close())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("first", ["function_app", "shared.services.users", "shared.auth"])
+def test_importing_the_app_does_not_import_azure_identity(first: str) -> None:
+    # Any import order works (services.users and shared.auth import each other) and stays light.
     probe = (
-        "import sys, function_app, shared.auth, shared.routes.users; "
+        f"import sys, {first}, function_app, shared.auth, shared.routes.users; "
         "sys.exit('azure.identity imported' if 'azure.identity' in sys.modules else 0)"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False,

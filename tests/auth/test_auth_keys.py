@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.auth import tokens
 from shared.auth.fetch import FetchError, check_url, fetch_json
-from shared.errors import ServiceUnavailable
+from shared.errors import ApiError, ServiceUnavailable
 from tests.auth.auth_kit import FakeClock, assert_invalid, jwks_requests, refusal, run, token
 from tools.authority import DevAuthority, SigningKey
 
@@ -78,6 +78,7 @@ def test_a_flood_of_unknown_kids_makes_at_most_two_key_fetches(issuer: DevAuthor
         return await asyncio.gather(*(tokens.validate(item) for item in flood), return_exceptions=True)
 
     for outcome in run(send()):
+        assert isinstance(outcome, ApiError)
         assert_invalid(outcome, UNKNOWN_KEY)
     for item in flood:
         assert_invalid(refusal(tokens.validate(item)), UNKNOWN_KEY)
@@ -147,7 +148,7 @@ def test_a_down_authority_on_a_cold_start_is_503_not_401(issuer: DevAuthority, c
 def test_weak_and_foreign_keys_in_the_key_set_are_skipped(
     issuer: DevAuthority, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    weak = SigningKey("weak", rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    weak = SigningKey("weak", rsa.generate_private_key(public_exponent=65537, key_size=1024))  # noqa: S505 - the point
     encryption = SigningKey.generate("encryption")
     original = DevAuthority.answer
 

@@ -13,6 +13,8 @@ from tools.authority import DevAuthority
 GUEST_REFUSED = "Guest accounts may not use this API."
 APP_REFUSED = "App-only tokens are not accepted here: call this API on behalf of a signed-in user."
 NOT_BEARER = "The Authorization header must hold 'Bearer <access token>'."
+MISSING_SCOPE = "The token lacks the required scope 'access_as_user'."
+INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
 
 
 def request(authorization: str | None) -> func.HttpRequest:
@@ -65,9 +67,7 @@ def test_a_required_scope_must_be_among_the_scopes(issuer: DevAuthority, configu
     run(tokens.validate(token(issuer, scopes=("openid", "access_as_user"))))
     for scopes in (("openid",), ("access_as_user_extended",), ("Access_As_User",)):
         error = refusal(tokens.validate(token(issuer, scopes=scopes)))
-        assert (error.status, error.detail, error.headers) == (
-            403, "The token lacks the required scope 'access_as_user'.", {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
-        )
+        assert (error.status, error.detail, error.headers) == (403, MISSING_SCOPE, INSUFFICIENT_SCOPE)
 
 
 def test_without_a_required_scope_any_delegated_scope_will_do(issuer: DevAuthority) -> None:
@@ -82,7 +82,9 @@ def test_without_a_required_scope_any_delegated_scope_will_do(issuer: DevAuthori
         {"idp": "live.com"},
     ],
 )
-def test_guests_are_refused_unless_allowed(issuer: DevAuthority, configure: Configure, claims: dict[str, object]) -> None:
+def test_guests_are_refused_unless_allowed(
+    issuer: DevAuthority, configure: Configure, claims: dict[str, object]
+) -> None:
     assert_forbidden(refusal(tokens.validate(token(issuer, set_claims=claims))), GUEST_REFUSED)
     configure(ENTRA_ALLOW_GUESTS="true")
     run(tokens.validate(token(issuer, set_claims=claims)))

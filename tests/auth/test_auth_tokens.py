@@ -10,11 +10,11 @@ from typing import Any
 
 import jwt
 import pytest
-from tests.auth.auth_kit import assert_invalid, b64url, forge, hs256_with_public_key, refusal, run, token
 
 from shared.auth import tokens
 from shared.auth.principal import Principal
 from shared.errors import ApiError
+from tests.auth.auth_kit import assert_invalid, b64url, forge, hs256_with_public_key, refusal, run, token
 from tools.authority import DevAuthority, SigningKey
 
 OTHER_TENANT = "0f5e2a34-7c1b-4d8e-9a6f-3b2c1d0e9f87"

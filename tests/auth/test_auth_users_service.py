@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import asyncpg
@@ -36,7 +36,7 @@ Scenario = Callable[[CountingDatabase], Awaitable[T]]
 
 
 @pytest.fixture
-def within(database_url: str) -> Callable[[Scenario[Any]], Any]:
+def within(database_url: str) -> Iterator[Callable[[Scenario[Any]], Any]]:
     """Run one scenario on a fresh event loop with its own pool, closed at the end."""
     users.reset()
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
-from tests.support import Caller, Sql
+from tests.support import Caller, RunningHost, Sql, app_environment
 from tools.authority import DevAuthority
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -29,7 +29,8 @@ def test_post_users_creates_then_finds_the_caller(client: httpx.Client, user: Ca
     assert (body["entra_id"], body["email"], body["display_name"], body["is_admin"]) == (
         user.oid, user.email, user.name, False
     )
-    assert RFC3339_UTC.match(body["created_at"]) and RFC3339_UTC.match(body["updated_at"])
+    assert RFC3339_UTC.match(body["created_at"])
+    assert RFC3339_UTC.match(body["updated_at"])
     again = client.post("/users", headers=user.headers)
     assert (again.status_code, again.json()) == (200, body)
 
@@ -103,3 +104,21 @@ def test_an_app_only_token_is_403(client: httpx.Client, authority: DevAuthority)
     assert problem(response) == (
         403, "App-only tokens are not accepted here: call this API on behalf of a signed-in user.", None
     )
+
+
+def test_a_cold_start_with_the_authority_down_is_503(
+    database_url: str, host_factory: Callable[[Mapping[str, str]], RunningHost]
+) -> None:
+    down = DevAuthority(keys=[], available=False)
+    down.start()
+    try:
+        host = host_factory(app_environment(database_url, down))
+        response = httpx.get(f"{host.base_url}/users/me", headers={"Authorization": f"Bearer {_any_token()}"})
+    finally:
+        down.stop()
+    assert problem(response) == (503, "The sign-in keys cannot be loaded right now. Try again shortly.", None)
+    assert 1 <= int(response.headers["Retry-After"]) <= 5
+
+
+def _any_token() -> str:
+    return DevAuthority(base_url="http://127.0.0.1:1").mint()
