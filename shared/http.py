@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ MAX_BODY_BYTES = 64 * 1024
 JSON_TYPE = "application/json"
 PROBLEM_TYPE = "application/problem+json"
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 Model = TypeVar("Model", bound=BaseModel)
 Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
@@ -93,7 +95,10 @@ def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
         raise UnsupportedMediaType("The request body must be sent as application/json.")
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        # A lone surrogate escape parses, but is no text PostgreSQL (or UTF-8) can hold.
+        if _SURROGATE_ESCAPE.search(body):
+            json.dumps(value, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError):
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise BadRequest("The request body must be a JSON object.")

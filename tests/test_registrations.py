@@ -135,6 +135,11 @@ def test_body_errors_400_413_415(client: httpx.Client, user: Caller) -> None:
                    "The request body must be a JSON object.")
     assert_problem(client.post("/registrations", content=b"\xff\xfe", headers=json_headers), 400,
                    "The request body is not valid JSON.")
+    lone_surrogate = b'{"endpoint_url": "https://a.example.com", "endpoint_name": "x\\ud800yz"}'
+    assert_problem(client.post("/registrations", content=lone_surrogate, headers=json_headers), 400,
+                   "The request body is not valid JSON.")
+    assert_problem(client.post("/registrations", content=b"[" * 50_000, headers=json_headers), 400,
+                   "The request body is not valid JSON.")
     big = body(description="x" * (70 * 1024))
     assert_problem(client.post("/registrations", json=big, headers=user.headers), 413,
                    "The request body must not exceed 65536 bytes.")
@@ -332,6 +337,7 @@ def test_decisions(client: httpx.Client, user: Caller, admin: Caller, sql: Sql) 
     assert_problem(client.patch(path, json={"status": "Approved"}, headers=user.headers), 403)
     assert_problem(client.patch(path, json={"status": "Pending"}, headers=admin.headers), 422)
     assert_problem(client.patch(path, json={"status": "Rejected", "reason": "r" * 1001}, headers=admin.headers), 422)
+    assert_problem(client.patch(path, json={"status": "Rejected", "reason": "nul\x00"}, headers=admin.headers), 422)
     assert_problem(client.patch(f"/registrations/{uuid.uuid4()}/status", json={"status": "Approved"},
                                 headers=admin.headers), 404)
     decided = decide(client, admin, created["registration_id"], "Rejected", "Plain HTTP")

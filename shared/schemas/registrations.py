@@ -162,7 +162,7 @@ class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Decision
-    reason: Annotated[str | None, Field(max_length=1000)] = None
+    reason: Annotated[str | None, Field(max_length=1000), AfterValidator(_description)] = None
 
 
 class RegistrationQuery(BaseModel):

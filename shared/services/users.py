@@ -102,8 +102,13 @@ async def get_user(*, db: Database, user_id: uuid.UUID) -> UserRow | None:
     return None if record is None else UserRow.from_record(record)
 
 
+def _text(value: str) -> str:
+    # PostgreSQL text holds neither NUL nor a lone surrogate (which JSON escapes can carry).
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def _storable(principal: Principal) -> tuple[str | None, str]:
-    # PostgreSQL text cannot hold NUL; a cut e-mail address would be a wrong one.
-    email = principal.email.replace("\x00", "") if principal.email else None
-    display_name = principal.display_name.replace("\x00", "")[:MAX_DISPLAY_NAME_CHARS]
+    # A cut e-mail address would be a wrong one, so a long one is left out instead.
+    email = _text(principal.email) if principal.email else None
+    display_name = _text(principal.display_name)[:MAX_DISPLAY_NAME_CHARS]
     return (email if email and len(email) <= MAX_EMAIL_CHARS else None), display_name
