@@ -1,0 +1,106 @@
+"""The MCP Registry v0.1 feed that VS Code and GitHub Copilot read: `GET /api/v0.1/servers...`.
+
+Anonymous unless REGISTRY_FEED_AUTH=entra. Browsers may call it from any origin, so every
+answer carries CORS headers (errors included) and preflights are answered here, before any
+sign-in. Answers are cacheable for a minute and carry a strong ETag of their body.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from urllib.parse import unquote
+
+import azure.functions as func
+from pydantic import BaseModel
+
+from shared.auth import authenticate
+from shared.config import get_settings
+from shared.db import database
+from shared.http import FunctionEntry, empty_response, endpoint, json_response, parse_query
+from shared.schemas.feed import FeedQuery, server_list, server_response
+from shared.services import feed
+
+blueprint = func.Blueprint()
+
+SERVERS = "v0.1/servers"
+VERSIONS = f"{SERVERS}/{{serverName}}/versions"
+VERSION = f"{VERSIONS}/{{version}}"
+METHODS = ["GET", "OPTIONS"]
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+}
+PREFLIGHT_MAX_AGE = "86400"
+MAX_AGE_SECONDS = 60
+
+
+def feed_edge(entry: FunctionEntry) -> FunctionEntry:
+    """Answer preflights without calling the handler, and put CORS headers on every answer."""
+
+    @functools.wraps(entry)
+    async def feed_entry(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        if req.method.upper() == "OPTIONS":
+            response = empty_response(204, {"Access-Control-Max-Age": PREFLIGHT_MAX_AGE})
+        else:
+            response = await entry(req, context)
+        for name, value in CORS_HEADERS.items():
+            response.headers[name] = value
+        return response
+
+    return feed_entry
+
+
+async def _authorise(req: func.HttpRequest) -> None:
+    if get_settings().feed_auth == "entra":
+        await authenticate(req)
+
+
+def _cached(req: func.HttpRequest, body: BaseModel) -> func.HttpResponse:
+    """200 with the body, or 304 without it when the client already holds this exact body."""
+    response = json_response(body.model_dump(mode="json", by_alias=True, exclude_none=True))
+    etag = f'"{hashlib.sha256(response.get_body()).hexdigest()}"'
+    scope = "private" if get_settings().feed_auth == "entra" else "public"
+    headers = {"ETag": etag, "Cache-Control": f"{scope}, max-age={MAX_AGE_SECONDS}"}
+    held = {tag.strip().removeprefix("W/") for tag in (req.headers.get("If-None-Match") or "").split(",")}
+    if etag in held or "*" in held:
+        return empty_response(304, headers)
+    for name, value in headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _server_name(req: func.HttpRequest) -> str:
+    # The Functions host keeps an encoded slash encoded inside a route value: com.contoso%2Fweather.
+    return unquote(req.route_params.get("serverName", ""))
+
+
+@blueprint.route(route=SERVERS, methods=METHODS)
+@feed_edge
+@endpoint
+async def feed_servers(req: func.HttpRequest) -> func.HttpResponse:
+    await _authorise(req)
+    query = parse_query(req, FeedQuery)
+    rows, next_cursor = await feed.list_servers(db=database, query=query)
+    return _cached(req, server_list(rows, next_cursor))
+
+
+@blueprint.route(route=VERSIONS, methods=METHODS)
+@feed_edge
+@endpoint
+async def feed_server_versions(req: func.HttpRequest) -> func.HttpResponse:
+    await _authorise(req)
+    rows = await feed.server_versions(db=database, name=_server_name(req))
+    return _cached(req, server_list(rows, None))
+
+
+@blueprint.route(route=VERSION, methods=METHODS)
+@feed_edge
+@endpoint
+async def feed_server_version(req: func.HttpRequest) -> func.HttpResponse:
+    await _authorise(req)
+    version = unquote(req.route_params.get("version", ""))
+    row = await feed.server_version(db=database, name=_server_name(req), version=version)
+    return _cached(req, server_response(row))

@@ -1,0 +1,460 @@
+"""The MCP Registry v0.1 feed through the dev host over real HTTP, against the official shapes.
+
+Each test names its servers with a marker of its own and searches for it, so registrations
+made by other tests never reach its assertions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator, FormatChecker
+
+from tests.registry import assert_problem, decide, submit, unique_host
+from tests.support import Caller, RunningHost, Sql, app_environment
+from tools.authority import DevAuthority
+
+SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "server-response.schema.json").read_text())
+RESPONSE = Draft202012Validator(SCHEMA, format_checker=FormatChecker())
+LIST = Draft202012Validator({**SCHEMA, "$ref": "#/$defs/ServerList"}, format_checker=FormatChecker())
+SERVER_SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
+OFFICIAL = "io.modelcontextprotocol.registry/official"
+CORS = {
+    "access-control-allow-origin": "*",
+    "access-control-allow-methods": "GET, OPTIONS",
+    "access-control-allow-headers": "Authorization, Content-Type",
+}
+
+
+def new_marker() -> str:
+    return f"feedtest{uuid.uuid4().hex[:10]}"
+
+
+def assert_cors(response: httpx.Response) -> None:
+    assert {name: response.headers.get(name) for name in CORS} == CORS
+
+
+def servers(client: httpx.Client, **params: Any) -> dict[str, Any]:
+    response = client.get("/v0.1/servers", params=params)
+    assert response.status_code == 200, response.text
+    assert_cors(response)
+    page: dict[str, Any] = response.json()
+    LIST.validate(page)
+    assert page["metadata"]["count"] == len(page["servers"])
+    return page
+
+
+def names(page: Mapping[str, Any]) -> list[str]:
+    return [entry["server"]["name"] for entry in page["servers"]]
+
+
+def version_path(name: str, version: str = "latest") -> str:
+    return f"/v0.1/servers/{quote(name, safe='')}/versions/{quote(version, safe='')}"
+
+
+def server(client: httpx.Client, name: str, version: str = "latest") -> dict[str, Any]:
+    response = client.get(version_path(name, version))
+    assert response.status_code == 200, response.text
+    assert_cors(response)
+    entry: dict[str, Any] = response.json()
+    RESPONSE.validate(entry)
+    return entry
+
+
+def approve(client: httpx.Client, user: Caller, admin: Caller, **overrides: Any) -> dict[str, Any]:
+    created = submit(client, user, **overrides)
+    return decide(client, admin, created["registration_id"], "Approved")
+
+
+def insert_approved(sql: Sql, marker: str, count: int) -> list[str]:
+    """`count` approved registrations in one statement, named com.{marker}/s-0001 upwards."""
+    submitter = sql.fetchval(
+        "INSERT INTO users (entra_id, display_name) VALUES ($1, 'Feed tests') RETURNING user_id", str(uuid.uuid4()))
+    rows = sql.fetch(
+        """
+        INSERT INTO registrations (endpoint_url, endpoint_name, description, owner_contact, submitter_id,
+                                   approver_id, server_name, status, approved_at, published_at)
+        SELECT format('https://s-%s.%s.example.com/mcp', n, $1::text), format('Server %s', n), 'Bulk server.',
+               'owner@example.com', $2, $2, format('com.%s/s-%s', $1::text, lpad(n::text, 4, '0')),
+               'Approved', now(), now()
+        FROM generate_series(1, $3::int) AS n
+        RETURNING server_name
+        """,
+        marker, submitter, count,
+    )
+    return sorted(row["server_name"] for row in rows)
+
+
+def database_now(sql: Sql) -> str:
+    now: datetime = sql.fetchval("SELECT clock_timestamp()")
+    return now.isoformat()
+
+
+def test_paging_sees_every_registration_once_while_others_are_approved(
+    client: httpx.Client, sql: Sql, user: Caller, admin: Caller
+) -> None:
+    marker = new_marker()
+    initial = insert_approved(sql, marker, 250)
+    seen: list[str] = []
+    after_cursor: list[str] = []
+    before_cursor: list[str] = []
+    pages = 1
+    # The calls VS Code makes: the first page with the search, the next ones with only the cursor.
+    page = servers(client, limit=7, version="latest", search=marker)
+    while True:
+        seen += names(page)
+        if "nextCursor" not in page["metadata"]:
+            break
+        assert page["metadata"]["count"] == 7
+        last = seen[-1]
+        for name in (f"{last}x", f"com.{marker}/a-{len(seen):04d}"):
+            approve(client, user, admin, server_name=name)
+            (after_cursor if name > last else before_cursor).append(name)
+        page = servers(client, limit=7, version="latest", cursor=page["metadata"]["nextCursor"])
+        pages += 1
+    assert seen == sorted(initial + after_cursor)
+    assert len(seen) == len(set(seen)) == 250 + len(after_cursor)
+    assert len(before_cursor) == len(after_cursor) == pages - 1
+    assert not set(before_cursor) & set(seen)
+
+
+def sync_entries(page: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [(entry["server"]["name"], entry["_meta"][OFFICIAL]["status"]) for entry in page["servers"]]
+
+
+def test_updated_since_pages_in_order_of_change_and_repeats_what_changed_behind_the_cursor(
+    client: httpx.Client, sql: Sql, admin: Caller
+) -> None:
+    marker = new_marker()
+    since = database_now(sql)
+    insert_approved(sql, marker, 10)
+    ids = {row["server_name"]: row["registration_id"] for row in sql.fetch(
+        "SELECT server_name, registration_id FROM registrations WHERE server_name LIKE $1", f"com.{marker}/%")}
+    # Inserted by one statement, all ten share updated_at: the id breaks the tie.
+    by_id = sorted(ids, key=ids.__getitem__)
+    first = servers(client, updated_since=since, search=marker, limit=3)
+    assert sync_entries(first) == [(name, "active") for name in by_id[:3]]
+    read, unread = by_id[0], by_id[-1]
+    for name in (read, unread):
+        assert client.delete(f"/registrations/{ids[name]}", headers=admin.headers).status_code == 204
+    entries = sync_entries(first)
+    stamps = [entry["_meta"][OFFICIAL]["updatedAt"] for entry in first["servers"]]
+    page = first
+    while "nextCursor" in page["metadata"]:
+        page = servers(client, updated_since=since, limit=3, cursor=page["metadata"]["nextCursor"])
+        entries += sync_entries(page)
+        stamps += [entry["_meta"][OFFICIAL]["updatedAt"] for entry in page["servers"]]
+    assert entries == [(name, "active") for name in by_id[:-1]] + [(read, "deleted"), (unread, "deleted")]
+    assert [datetime.fromisoformat(stamp) for stamp in stamps] == sorted(datetime.fromisoformat(s) for s in stamps)
+
+
+def test_limits_render_within_the_official_schema(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    marker = new_marker()
+    namespace = f"com.{marker}"
+    long_name = f"{namespace}/{'n' * (200 - len(namespace) - 1)}"
+    host = unique_host()
+    long_url = f"https://{host}/" + "p" * (2048 - len(f"https://{host}/"))
+    words = " ".join(f"word{index:03d}" for index in range(250)) + "."
+    long_title = ("Title " * 40)[:200].strip()
+    big = approve(client, user, admin, server_name=long_name, endpoint_url=long_url, description=words,
+                  endpoint_name=long_title, transport="sse", version="v" * 255)
+    tiny_name = f"{uuid.uuid4().hex[0]}/{uuid.uuid4().hex[0]}"
+    tiny = approve(client, user, admin, server_name=tiny_name, endpoint_name="abc", description=None)
+    assert (len(big["server_name"]), len(big["endpoint_url"]), len(big["description"])) == (200, 2048, 2000)
+
+    assert server(client, long_name)["server"] == {
+        "$schema": SERVER_SCHEMA_URL,
+        "name": long_name,
+        "title": " ".join(["Title"] * 16) + "…",
+        "description": " ".join(f"word{index:03d}" for index in range(12)) + "…",
+        "version": "v" * 255,
+        "remotes": [{"type": "sse", "url": long_url}],
+    }
+
+    assert server(client, tiny_name) == {
+        "server": {
+            "$schema": SERVER_SCHEMA_URL,
+            "name": tiny_name,
+            "title": "abc",
+            "description": "abc",
+            "version": "1.0.0",
+            "remotes": [{"type": "streamable-http", "url": tiny["endpoint_url"]}],
+        },
+        "_meta": {OFFICIAL: {
+            "status": "active",
+            "publishedAt": tiny["approved_at"],
+            "updatedAt": tiny["updated_at"],
+            "isLatest": True,
+        }},
+    }
+
+
+def test_one_long_word_is_cut_inside_the_word(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    name = f"com.{new_marker()}/word"
+    approve(client, user, admin, server_name=name, description="x" * 500)
+    assert server(client, name)["server"]["description"] == "x" * 99 + "…"
+
+
+def test_only_live_approved_registrations_are_listed(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    marker = new_marker()
+    named = {state: f"com.{marker}/{state}" for state in ("approved", "pending", "rejected", "deleted")}
+    approved = approve(client, user, admin, server_name=named["approved"])
+    submit(client, user, server_name=named["pending"])
+    decide(client, admin, submit(client, user, server_name=named["rejected"])["registration_id"], "Rejected")
+    deleted = approve(client, user, admin, server_name=named["deleted"])
+    assert client.delete(f"/registrations/{deleted['registration_id']}", headers=admin.headers).status_code == 204
+
+    assert names(servers(client, search=marker)) == [named["approved"]]
+    assert names(servers(client, search=marker.upper())) == [named["approved"]]
+    for state in ("pending", "rejected", "deleted"):
+        assert_problem(client.get(version_path(named[state])), 404, "Server not found.")
+        assert_problem(client.get(f"/v0.1/servers/{quote(named[state], safe='')}/versions"), 404, "Server not found.")
+    versions = client.get(f"/v0.1/servers/{quote(named['approved'], safe='')}/versions")
+    assert versions.status_code == 200
+    LIST.validate(versions.json())
+    latest = server(client, named["approved"])
+    assert versions.json() == {"servers": [latest], "metadata": {"count": 1}}
+    assert server(client, named["approved"], approved["version"]) == latest
+    assert_problem(client.get(version_path(named["approved"], "9.9.9")), 404, "Server not found.")
+
+
+def test_version_is_latest_or_one_exact_version(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    marker = new_marker()
+    approve(client, user, admin, server_name=f"com.{marker}/one", version="1.0.0")
+    approve(client, user, admin, server_name=f"com.{marker}/two", version="2.0.0-beta+7")
+    assert names(servers(client, search=marker, version="latest")) == [f"com.{marker}/one", f"com.{marker}/two"]
+    assert names(servers(client, search=marker, version="2.0.0-beta+7")) == [f"com.{marker}/two"]
+    assert names(servers(client, search=marker, version="2.0.0")) == []
+    assert server(client, f"com.{marker}/two", "2.0.0-beta+7")["server"]["version"] == "2.0.0-beta+7"
+
+
+def test_search_treats_percent_and_underscore_literally(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    marker = new_marker()
+    approve(client, user, admin, server_name=f"com.{marker}/a_b")
+    approve(client, user, admin, server_name=f"com.{marker}/axb")
+    assert names(servers(client, search=f"{marker}/a_b")) == [f"com.{marker}/a_b"]
+    assert names(servers(client, search=f"{marker}/a%")) == []
+
+
+def test_updated_since_reports_deleted_and_withdrawn_entries_as_they_were_published(
+    client: httpx.Client, sql: Sql, user: Caller, admin: Caller
+) -> None:
+    marker = new_marker()
+    since = database_now(sql)
+    kept = approve(client, user, admin, server_name=f"com.{marker}/kept")
+    deleted = approve(client, user, admin, server_name=f"com.{marker}/deleted", description="Gone soon.")
+    withdrawn = approve(client, user, admin, server_name=f"com.{marker}/withdrawn", description="As approved.")
+    submit(client, user, server_name=f"com.{marker}/pending")
+    decide(client, admin, submit(client, user, server_name=f"com.{marker}/rejected")["registration_id"], "Rejected")
+    assert client.delete(f"/registrations/{deleted['registration_id']}", headers=admin.headers).status_code == 204
+    edit = {"server_name": f"com.{marker}/renamed", "description": "Unapproved text.", "endpoint_name": "New Name"}
+    edited = client.patch(f"/registrations/{withdrawn['registration_id']}", json=edit, headers=user.headers)
+    assert (edited.status_code, edited.json()["status"]) == (200, "Pending")
+
+    page = servers(client, updated_since=since, search=marker)
+    by_name = {entry["server"]["name"]: entry for entry in page["servers"]}
+    assert names(page) == [f"com.{marker}/kept", f"com.{marker}/deleted", f"com.{marker}/withdrawn"]
+    assert {name: entry["_meta"][OFFICIAL]["status"] for name, entry in by_name.items()} == {
+        f"com.{marker}/kept": "active", f"com.{marker}/deleted": "deleted", f"com.{marker}/withdrawn": "deleted"}
+    gone = by_name[f"com.{marker}/withdrawn"]
+    assert (gone["server"]["title"], gone["server"]["description"]) == (withdrawn["endpoint_name"], "As approved.")
+    assert gone["_meta"][OFFICIAL]["publishedAt"] == withdrawn["approved_at"]
+    assert gone["_meta"][OFFICIAL]["updatedAt"] == edited.json()["updated_at"]
+    assert by_name[f"com.{marker}/kept"]["_meta"][OFFICIAL]["updatedAt"] == kept["updated_at"]
+    assert "Unapproved" not in json.dumps(page)
+    assert names(servers(client, search=marker)) == [f"com.{marker}/kept"]
+
+    approve_again = decide(client, admin, withdrawn["registration_id"], "Approved")
+    resynced = servers(client, updated_since=edited.json()["updated_at"], search=marker)
+    assert [(entry["server"]["name"], entry["server"]["description"], entry["_meta"][OFFICIAL]["status"])
+            for entry in resynced["servers"]] == [(f"com.{marker}/renamed", "Unapproved text.", "active")]
+    assert resynced["servers"][0]["_meta"][OFFICIAL]["publishedAt"] == approve_again["approved_at"]
+
+
+def test_a_departed_entry_is_not_announced_under_a_version_another_live_registration_holds(
+    client: httpx.Client, sql: Sql, user: Caller, other_user: Caller, admin: Caller
+) -> None:
+    marker = new_marker()
+    since = database_now(sql)
+    name = f"com.{marker}/shared-name"
+    first = approve(client, user, admin, server_name=name, version="1.0.0")
+    renamed = client.patch(f"/registrations/{first['registration_id']}", json={"server_name": f"{name}-old"},
+                           headers=user.headers)
+    assert (renamed.status_code, renamed.json()["status"]) == (200, "Pending")
+
+    def versions() -> list[tuple[str, str, str]]:
+        page = servers(client, updated_since=since, search=marker)
+        return [(entry["server"]["name"], entry["server"]["version"], entry["_meta"][OFFICIAL]["status"])
+                for entry in page["servers"]]
+
+    assert versions() == [(name, "1.0.0", "deleted")]
+    second = approve(client, other_user, admin, server_name=name, version="2.0.0")
+    assert versions() == [(name, "1.0.0", "deleted"), (name, "2.0.0", "active")]
+    moved = client.patch(f"/registrations/{second['registration_id']}", json={"version": "1.0.0"},
+                         headers=admin.headers)
+    assert (moved.status_code, moved.json()["status"]) == (200, "Approved")
+    assert versions() == [(name, "1.0.0", "active")]
+
+
+def test_the_calls_vs_code_makes(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    name = f"com.weather{uuid.uuid4().hex[:8]}/forecast"
+    approved = approve(client, user, admin, server_name=name, description="Forecasts for any city.")
+
+    probe = servers(client, limit=1)
+    assert probe["metadata"]["count"] == 1
+
+    page = servers(client, limit=50, version="latest", search="wea")
+    found = names(page)
+    while name not in found and "nextCursor" in page["metadata"]:
+        page = servers(client, limit=50, version="latest", cursor=page["metadata"]["nextCursor"])
+        found += names(page)
+    assert name in found
+    assert all("wea" in entry.lower() for entry in found)
+
+    detail = server(client, name)["server"]
+    assert detail["remotes"] == [{"type": "streamable-http", "url": approved["endpoint_url"]}]
+    assert detail["description"] == "Forecasts for any city."
+
+
+def test_cors_headers_on_every_answer(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    name = f"com.{new_marker()}/cors"
+    approve(client, user, admin, server_name=name)
+    ok = client.get(version_path(name))
+    assert ok.status_code == 200
+    missing = client.get(version_path(f"com.{new_marker()}/missing"))
+    assert_problem(missing, 404, "Server not found.")
+    invalid = client.get("/v0.1/servers", params={"limit": 0})
+    assert_problem(invalid, 422)
+    not_modified = client.get(version_path(name), headers={"If-None-Match": ok.headers["ETag"]})
+    assert not_modified.status_code == 304
+    for response in (ok, missing, invalid, not_modified):
+        assert_cors(response)
+    for path in ("/v0.1/servers", f"/v0.1/servers/{quote(name, safe='')}/versions", version_path(name)):
+        preflight = client.options(path, headers={"Origin": "https://vscode.dev",
+                                                  "Access-Control-Request-Method": "GET",
+                                                  "Access-Control-Request-Headers": "authorization"})
+        assert (preflight.status_code, preflight.content) == (204, b"")
+        assert_cors(preflight)
+        assert preflight.headers["Access-Control-Max-Age"] == "86400"
+
+
+def test_etag_answers_304_until_the_entry_changes(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    name = f"com.{new_marker()}/etag"
+    approved = approve(client, user, admin, server_name=name)
+    first = client.get(version_path(name))
+    etag = first.headers["ETag"]
+    assert re.fullmatch(r'"[0-9a-f]{64}"', etag)
+    assert first.headers["Cache-Control"] == "public, max-age=60"
+    assert client.get(version_path(name)).headers["ETag"] == etag
+    for held in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = client.get(version_path(name), headers={"If-None-Match": held})
+        assert (again.status_code, again.content, again.headers["ETag"]) == (304, b"", etag)
+        assert again.headers["Cache-Control"] == "public, max-age=60"
+    assert client.get(version_path(name), headers={"If-None-Match": '"other"'}).status_code == 200
+
+    changed = client.patch(f"/registrations/{approved['registration_id']}", json={"description": "New words."},
+                           headers=admin.headers)
+    assert (changed.status_code, changed.json()["status"]) == (200, "Approved")
+    fresh = client.get(version_path(name), headers={"If-None-Match": etag})
+    assert fresh.status_code == 200
+    assert fresh.headers["ETag"] != etag
+    assert fresh.json()["server"]["description"] == "New words."
+
+    listing = client.get("/v0.1/servers", params={"search": name})
+    assert listing.headers["Cache-Control"] == "public, max-age=60"
+    cached = client.get("/v0.1/servers", params={"search": name}, headers={"If-None-Match": listing.headers["ETag"]})
+    assert (cached.status_code, cached.content) == (304, b"")
+
+
+def forged(*fields: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"limit": "0"}, "limit"),
+    ({"limit": "101"}, "limit"),
+    ({"limit": "ten"}, "limit"),
+    ({"cursor": "not a cursor"}, "cursor"),
+    ({"cursor": "eyJub3QiOiJhIGN1cnNvciJ9"}, "cursor"),
+    ({"cursor": "WyJhIiwibm90LWEtdXVpZCIsbnVsbCxudWxsLG51bGxd"}, "cursor"),
+    ({"cursor": "A" * 5000}, "cursor"),
+    ({"cursor": forged("com.x/a", str(uuid.uuid4()), "nul\u0000", None, None)}, "cursor"),
+    ({"cursor": forged("not a name", str(uuid.uuid4()), None, None, None)}, "cursor"),
+    ({"cursor": forged("com.x/a", str(uuid.uuid4()), None, None, "2025-01-01T00:00:00Z")}, "cursor"),
+    ({"updated_since": "yesterday"}, "updated_since"),
+    ({"updated_since": "2025-01-01"}, "updated_since"),
+    ({"updated_since": "2025-01-01T00:00:00"}, "updated_since"),
+    ({"updated_since": "2025-13-01T00:00:00Z"}, "updated_since"),
+    ({"version": ""}, "version"),
+    ({"version": "1.0\u0000"}, "version"),
+    ({"search": "nul\u0000"}, "search"),
+    ({"search": "s" * 201}, "search"),
+])
+def test_bad_parameters_are_422(client: httpx.Client, params: dict[str, str], field: str) -> None:
+    response = client.get("/v0.1/servers", params=params)
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"] == ["query", field]
+    assert_cors(response)
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", [
+    "/v0.1/servers/com.x%00%2Fa/versions",
+    "/v0.1/servers/com.x%00%2Fa/versions/latest",
+    "/v0.1/servers/com.x%2Fa/versions/1.0%00",
+    "/v0.1/servers/no-slash/versions/latest",
+    f"/v0.1/servers/com.x%2F{'a' * 200}/versions/latest",
+    "/v0.1/servers/com.x%2F%ED%A0%80/versions/latest",
+])
+def test_names_and_versions_that_cannot_exist_are_404(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert_problem(response, 404, "Server not found.")
+    assert_cors(response)
+
+
+def test_undecodable_query_text_is_no_server_error(client: httpx.Client) -> None:
+    response = client.get("/v0.1/servers?search=%ED%A0%80%FF&version=%FF")
+    assert response.status_code == 200, response.text
+    assert response.json()["servers"] == []
+
+
+def test_a_cursor_belongs_to_its_listing(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    marker = new_marker()
+    for index in range(2):
+        approve(client, user, admin, server_name=f"com.{marker}/s-{index}")
+    cursor = servers(client, search=marker, limit=1)["metadata"]["nextCursor"]
+    response = client.get("/v0.1/servers", params={"cursor": cursor, "search": "something else"})
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"] == ["query", "cursor"]
+    assert "different search" in problem["detail"]
+
+
+def test_entra_mode_requires_a_signed_in_user(
+    database_url: str, authority: DevAuthority, host_factory: Callable[[Mapping[str, str]], RunningHost],
+    user: Caller,
+) -> None:
+    host = host_factory(app_environment(database_url, authority, REGISTRY_FEED_AUTH="entra"))
+    with httpx.Client(base_url=host.base_url, timeout=30) as entra:
+        anonymous = entra.get("/v0.1/servers", params={"limit": 1})
+        assert_problem(anonymous, 401)
+        assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+        assert_cors(anonymous)
+        bad = entra.get(version_path("com.example/x"), headers={"Authorization": "Bearer not.a.jwt"})
+        assert_problem(bad, 401)
+        preflight = entra.options("/v0.1/servers", headers={"Access-Control-Request-Method": "GET"})
+        assert preflight.status_code == 204
+        assert_cors(preflight)
+        signed_in = entra.get("/v0.1/servers", params={"limit": 1}, headers=user.headers)
+        assert signed_in.status_code == 200, signed_in.text
+        LIST.validate(signed_in.json())
+        assert signed_in.headers["Cache-Control"] == "private, max-age=60"
