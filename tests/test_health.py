@@ -57,6 +57,11 @@ def own_server() -> Iterator[PgServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def ensure_running(server: PgServer) -> None:
+    if not server.running():
+        server.start()
+
+
 def assert_unhealthy_quickly(base_url: str) -> None:
     started = time.monotonic()
     response = httpx.get(f"{base_url}/health", timeout=10)
@@ -80,7 +85,7 @@ def assert_recovers(base_url: str) -> None:
 def test_health_is_503_while_the_database_is_down_and_200_once_it_is_back(
     own_server: PgServer, authority: DevAuthority, host_factory: HostFactory
 ) -> None:
-    own_server.start()
+    ensure_running(own_server)
     host = host_factory(app_environment(own_server.url, authority))
     assert httpx.get(f"{host.base_url}/health", timeout=10).content == HEALTHY
 
@@ -123,7 +128,7 @@ def postgres_processes(server: PgServer) -> list[int]:
 def test_health_is_503_within_its_bound_when_the_database_hangs(
     own_server: PgServer, authority: DevAuthority, host_factory: HostFactory
 ) -> None:
-    own_server.start()
+    ensure_running(own_server)
     host = host_factory(app_environment(own_server.url, authority))
     assert httpx.get(f"{host.base_url}/health", timeout=10).content == HEALTHY
 

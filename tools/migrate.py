@@ -66,7 +66,9 @@ async def migrate(
 ) -> list[str]:
     """Apply pending migrations; returns the versions applied (or pending, with dry_run)."""
     migrations = discover(directory)
-    connection: asyncpg.Connection = await asyncpg.connect(**connect_options(settings))
+    # A migration (or a wait for another run's lock) may take longer than any request should.
+    options = {**connect_options(settings), "command_timeout": None}
+    connection: asyncpg.Connection = await asyncpg.connect(**options)
     try:
         await connection.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
         try:

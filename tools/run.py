@@ -187,6 +187,15 @@ def start_postgres(server: PgServer, stack: contextlib.ExitStack) -> None:
     progress(f"starting PostgreSQL on 127.0.0.1:{server.port} (data in {server.data_dir}) ...")
     # Registered first, so that an interrupted start-up still stops a server that came up.
     stack.callback(stop_postgres, server)
+    # An interrupted initdb leaves a folder that looks initialised and is not; the first run's
+    # initdb takes about a second, so a Ctrl-C waits for it (initdb inherits the blocked mask).
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        server.ensure_initialised()
+    except subprocess.CalledProcessError as error:
+        raise StartupError(f"initdb failed: {(error.stderr or error.stdout or '').strip()}") from None
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     try:
         server.start()
     except subprocess.CalledProcessError as error:
@@ -348,7 +357,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
-    # SIGTERM takes the Ctrl-C path, so both unwind through the same clean-up.
+    # Both signals take the Ctrl-C path and unwind through the same clean-up, even when this was
+    # started with SIGINT ignored (as a shell does for a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     stack = contextlib.ExitStack()
     try:
