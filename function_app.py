@@ -2,9 +2,13 @@
 
 import azure.functions as func
 
-from shared.routes import health, registrations, users
+from shared import telemetry
+from shared.routes import docs, feed, health, registrations, users
 
+telemetry.configure()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(health.blueprint)
 app.register_functions(users.blueprint)
 app.register_functions(registrations.blueprint)
+app.register_functions(feed.blueprint)
+app.register_functions(docs.blueprint)

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import pgbouncer_support
 from tests.support import (
     Caller,
     PostgresCluster,
@@ -34,13 +35,15 @@ from tools.pgserver import PgServer, free_port
 def postgres() -> Iterator[PostgresCluster]:
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
-        yield PostgresCluster(external, None)
+        with pgbouncer_support.in_front_of(external):
+            yield PostgresCluster(external, None)
         return
     folder = Path(tempfile.mkdtemp(prefix="registry-pg-"))
     server = PgServer(folder / "data", free_port())
     server.start()
     try:
-        yield PostgresCluster(server.url, server)
+        with pgbouncer_support.in_front_of(server.url):
+            yield PostgresCluster(server.url, server)
     finally:
         server.destroy()
         shutil.rmtree(folder, ignore_errors=True)

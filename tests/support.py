@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 
 from shared.config import DatabaseSettings
+from tests import pgbouncer_support
 from tools.authority import DevAuthority
 from tools.migrate import migrate
 from tools.pgserver import PgServer, free_port
@@ -106,6 +107,7 @@ def app_environment(database_url: str, authority: DevAuthority, **overrides: str
         "DB_POOL_MAX_SIZE": "10",
         "PYTHONUNBUFFERED": "1",
     })
+    environment.update(pgbouncer_support.app_settings(database_url))
     environment.update(overrides)
     return environment
 

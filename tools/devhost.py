@@ -31,6 +31,8 @@ from urllib.parse import unquote
 import azure.functions as func
 from aiohttp import web
 
+from shared import logs
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
@@ -245,10 +247,13 @@ class DevHost:
             route_params=route_params,
             body=body,
         )
+        context = InvocationContext(route.function_name)
         arguments: dict[str, Any] = {"req": http_request}
         if route.wants_context:
-            arguments["context"] = cast(func.Context, InvocationContext(route.function_name))
-        response = await route.handler(**arguments)
+            arguments["context"] = cast(func.Context, context)
+        # Like the worker, which ties every record a function logs to its invocation.
+        with logs.invocation(context.invocation_id):
+            response = await route.handler(**arguments)
         return self._to_aiohttp(response, origin, request)
 
     def _cors_headers(self, origin: str, request: web.Request) -> dict[str, str]:
@@ -285,7 +290,7 @@ def load_app(module: str = "function_app") -> func.FunctionApp:
 
 def build_application(host: DevHost, on_cleanup: Callable[[], Awaitable[None]] | None = None) -> web.Application:
     application = web.Application(client_max_size=MAX_REQUEST_BYTES)
-    application.router.add_route("*", "/{tail:.*}", host.handle)
+    application.router.add_route("*", r"/{tail:[\s\S]*}", host.handle)
     if on_cleanup is not None:
         cleanup = on_cleanup
 
@@ -306,8 +311,7 @@ def describe(routes: Iterable[Route], base_url: str, prefix: str) -> str:
 
 def serve(host: str, port: int) -> None:
     load_local_settings()
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.log_json_to(sys.stderr, os.environ.get("LOG_LEVEL", "INFO").upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     from shared.config import get_settings
     from shared.db import database
