@@ -63,6 +63,10 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.QueryCanceledError,
     asyncpg.AdminShutdownError,
+    # The server is up but refuses us (a role or database not created yet, a rejected token):
+    # to a caller that is the database being unavailable, and it may pass without a restart.
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
     TokenUnavailable,
 )
 

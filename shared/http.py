@@ -14,6 +14,7 @@ from uuid import UUID
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from shared import logs
 from shared.config import ConfigError
 from shared.db import UNAVAILABLE_ERRORS
 from shared.errors import (
@@ -141,20 +142,24 @@ def endpoint(handler: Handler) -> FunctionEntry:
     """
 
     async def entry(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        with logs.invocation(context.invocation_id):
+            response = await _answer(req, context)
+        return _with_standard_headers(response)
+
+    async def _answer(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         try:
-            response = await handler(req)
+            return await handler(req)
         except ApiError as error:
-            response = problem_response(error)
+            return problem_response(error)
         except UNAVAILABLE_ERRORS as error:
             log.warning("database unavailable in %s: %s", handler.__name__, type(error).__name__)
-            response = problem_response(ServiceUnavailable("The database is unavailable. Try again shortly."))
+            return problem_response(ServiceUnavailable("The database is unavailable. Try again shortly."))
         except ConfigError as error:
             log.error("configuration error in %s (invocation %s): %s", handler.__name__, context.invocation_id, error)
-            response = _internal_error(context.invocation_id)
+            return _internal_error(context.invocation_id)
         except Exception:
             log.exception("unhandled error in %s (invocation %s)", handler.__name__, context.invocation_id)
-            response = _internal_error(context.invocation_id)
-        return _with_standard_headers(response)
+            return _internal_error(context.invocation_id)
 
     entry.__name__ = handler.__name__
     entry.__qualname__ = handler.__qualname__

@@ -172,9 +172,20 @@ def load_local_settings(root: Path = PROJECT_ROOT, environ: dict[str, str] | Non
             target[name] = str(value).lower() if isinstance(value, bool) else str(value)
 
 
+_indexed: dict[int, list[Any]] = {}
+
+
+def indexed_functions(app: func.FunctionApp) -> list[Any]:
+    """`app.get_functions()`, once per app: a second call on the same app raises a duplicate-name
+    error (the worker indexes an app exactly once), so every tool and test asks here."""
+    if id(app) not in _indexed:
+        _indexed[id(app)] = app.get_functions()
+    return _indexed[id(app)]
+
+
 def collect_routes(app: func.FunctionApp) -> list[Route]:
     routes: list[Route] = []
-    for function in app.get_functions():
+    for function in indexed_functions(app):
         trigger = function.get_trigger()
         if trigger is None or trigger.get_binding_name() != "httpTrigger":
             continue

@@ -120,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     except MigrationError as error:
         print(f"migrate: {error}", file=sys.stderr)
         return 1
-    except UNAVAILABLE_ERRORS as error:
-        print(f"migrate: cannot reach the database ({type(error).__name__}: {error})", file=sys.stderr)
-        return 1
     except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError) as error:
         print(f"migrate: cannot connect to the database: {error}", file=sys.stderr)
+        return 1
+    except UNAVAILABLE_ERRORS as error:
+        print(f"migrate: cannot reach the database ({type(error).__name__}: {error})", file=sys.stderr)
         return 1
     except asyncpg.PostgresError as error:
         print(f"migrate: the database refused a migration: {error}", file=sys.stderr)
