@@ -124,8 +124,9 @@ def test_the_server_refuses_a_token_that_is_not_the_current_one(
     use_credential(monkeypatch, FakeCredential(new_password()))
     database = entra_database(scram_server.app_url, min_size=1, max_size=1)
 
-    with pytest.raises(asyncpg.InvalidPasswordError):
+    with pytest.raises(ServiceUnavailable) as refused:
         run(database.fetchval("SELECT 1"))
+    assert isinstance(refused.value.__cause__, asyncpg.InvalidPasswordError)
 
 
 def test_every_new_connection_asks_for_its_own_token(

@@ -1,0 +1,603 @@
+"""The OpenAPI 3.1 description of the API, built from the operation table below and from the
+same pydantic models the handlers parse and answer with, so the document cannot drift from them.
+
+`OPERATIONS` lists every HTTP trigger of the app in Functions form (`registrations/{id:guid}`),
+one entry per method; the operationId is the function's name. `build(settings)` turns the table
+into paths relative to the server `/{routePrefix}` of host.json; `document(settings)` is that,
+serialised once. tests/test_openapi.py fails when a trigger is missing here or an entry serves
+no trigger.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from shared.config import EntraSettings, FeedAuth, Settings
+from shared.http import JSON_TYPE, MAX_BODY_BYTES, PROBLEM_TYPE
+from shared.schemas.common import Problem
+from shared.schemas.feed import FeedQuery, ServerList, ServerResponse
+from shared.schemas.registrations import (
+    AuditTrail,
+    RegistrationCreate,
+    RegistrationList,
+    RegistrationPublic,
+    RegistrationQuery,
+    RegistrationUpdate,
+    StatusChange,
+)
+from shared.schemas.users import UserPublic
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "1.0.0"
+HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+SCHEMA_REF = "#/components/schemas/{model}"
+
+Auth = Literal["anonymous", "user", "admin", "feed"]
+
+
+class HealthStatus(BaseModel):
+    """What `GET /health` answers, 200 or 503."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"status": "healthy", "database": "connected"}})
+
+    status: Literal["healthy", "unhealthy"]
+    database: Literal["connected", "disconnected"]
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A body that no model describes: the media types it comes in and one JSON Schema for all."""
+
+    media_types: tuple[str, ...]
+    schema: Mapping[str, Any]
+
+
+Body = type[BaseModel] | Raw
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One documented non-error answer of an operation."""
+
+    status: int
+    description: str
+    body: Body | None = None
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One HTTP trigger: its Functions route, method and function name, and what it takes and answers.
+
+    `errors` maps each problem+json status the operation can answer to what it means there.
+    """
+
+    route: str
+    method: str
+    function: str
+    summary: str
+    tag: str
+    auth: Auth
+    answers: tuple[Answer, ...]
+    errors: Mapping[int, str] = field(default_factory=dict)
+    request: type[BaseModel] | None = None
+    request_example: Mapping[str, Any] | None = None
+    query: type[BaseModel] | None = None
+    description: str = ""
+    cors: bool = False
+    links: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+# Problem statuses: the generic meaning, used where an operation gives none of its own.
+PROBLEM_TITLES = {
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+    413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
+    500: "Internal Server Error", 503: "Service Unavailable",
+}
+PROBLEM_EXAMPLES = {
+    400: "The request body is not valid JSON.",
+    401: "Sign in: send an Authorization header with a Bearer access token.",
+    403: "Administrator role required.",
+    404: "Registration not found.",
+    409: "A registration with this endpoint_url already exists.",
+    413: f"The request body must not exceed {MAX_BODY_BYTES} bytes.",
+    415: "The request body must be sent as application/json.",
+    422: "Invalid body: endpoint_url: Value error, must be an absolute http or https URL",
+    500: "An unexpected error occurred. It was logged with invocation id 7f1c….",
+    503: "The database is unavailable. Try again shortly.",
+}
+_VALIDATION_ERRORS = [{"loc": ["body", "endpoint_url"], "type": "value_error",
+                       "msg": "Value error, must be an absolute http or https URL"}]
+
+SIGNED_IN = {
+    401: "No bearer token, or it is not a valid access token for this API (see `WWW-Authenticate`).",
+    403: "The token is valid but may not be used here: an app-only token, a guest while guests are off, "
+         "or a token without the required scope.",
+    503: "The database, or the sign-in keys on a cold cache, cannot be reached; try again after `Retry-After`.",
+}
+ADMIN = SIGNED_IN | {403: "The caller is not an administrator (or the token may not be used here)."}
+BODY = {
+    400: "The body is not valid JSON, or not a JSON object.",
+    413: f"The body is larger than {MAX_BODY_BYTES} bytes.",
+    415: "The body was sent with a content type other than `application/json`.",
+}
+QUERY_422 = {422: "A query parameter has a value outside its schema; `errors` says which."}
+BODY_422 = {422: "The body fails validation, an unknown field included; `errors` lists every failure."}
+
+_REGISTRATION_LINKS = {
+    "GetRegistration": {"operationId": "registrations_get",
+                        "parameters": {"registration_id": "$response.body#/registration_id"}},
+    "UpdateRegistration": {"operationId": "registrations_update",
+                           "parameters": {"registration_id": "$response.body#/registration_id"}},
+    "DecideRegistration": {"operationId": "registrations_decide",
+                           "parameters": {"registration_id": "$response.body#/registration_id"}},
+    "DeleteRegistration": {"operationId": "registrations_delete",
+                           "parameters": {"registration_id": "$response.body#/registration_id"}},
+    "ReadAuditTrail": {"operationId": "registrations_audit",
+                       "parameters": {"registration_id": "$response.body#/registration_id"}},
+}
+
+_LIST_DESCRIPTION = """Newest first (`created_at`, ties by `registration_id`), `limit` at a time from `offset`;
+`total` counts every match.
+
+- `search`: a case-insensitive substring of `endpoint_name`, `owner_contact`, `endpoint_url` or
+  `description`; `%` and `_` are literal characters, not wildcards; an empty `search` matches all.
+- `status` and `submitter_id` filter exactly.
+- Unknown query parameters are ignored; a known one with a bad value is 422."""
+
+_FEED_NOTE = """Part of the MCP Registry API v0.1 (use `https://<host>/api` as the registry URL in VS Code or
+GitHub Copilot). Anonymous unless the deployment sets `REGISTRY_FEED_AUTH=entra`. Only `Approved`,
+non-deleted registrations appear. Every answer carries CORS headers for any origin, is cacheable
+for a minute and carries an `ETag`; `If-None-Match` with it answers 304."""
+
+_SERVER_NAME_NOTE = "`serverName` is URL-encoded in the path: `com.example%2Fweather`."
+
+_CREATE_EXAMPLE = {
+    "endpoint_url": "https://mcp.contoso.com/weather",
+    "endpoint_name": "Weather Tools",
+    "description": "Forecasts and alerts for any city.",
+    "owner_contact": "weather-team@contoso.com",
+    "available_tools": ["forecast", "alerts"],
+}
+
+JSON_DOCUMENT = Raw((JSON_TYPE,), {"type": "object", "description": "An OpenAPI 3.1 document."})
+HTML_PAGE = Raw(("text/html",), {"type": "string"})
+STATIC_FILE = Raw(("text/javascript", "text/css", "text/html", "text/plain"), {"type": "string"})
+_NO_CONTENT = "No content."
+_NOT_MODIFIED = "Not modified: the `ETag` sent in `If-None-Match` is still current."
+_PREFLIGHT = "CORS preflight answered for any origin, without authentication."
+_DOCS_ASSET = "One file of the interactive documentation, cacheable for a year when requested with its `?v=`."
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "health", "GET", "health", "Is the app up, and does its database answer?", "health", "anonymous",
+        (Answer(200, "The database answered within 2 s.", HealthStatus),
+         Answer(503, "The database did not answer within 2 s.", HealthStatus, ("Retry-After",))),
+    ),
+    Operation(
+        "users", "POST", "users_sign_in", "Sign in: create or refresh the caller's user", "users", "user",
+        (Answer(201, "The caller's user was created.", UserPublic),
+         Answer(200, "The caller's user existed; its name, e-mail and `is_admin` were refreshed from the token.",
+                UserPublic)),
+        SIGNED_IN,
+        description="Takes no body: everything comes from the token. `is_admin` follows the token on every call.",
+    ),
+    Operation(
+        "users/me", "GET", "users_get_me", "The caller's own user", "users", "user",
+        (Answer(200, "The caller's user (created on first use).", UserPublic),), SIGNED_IN,
+    ),
+    Operation(
+        "users/{user_id:guid}", "GET", "users_get", "One user, for administrators or that user", "users", "user",
+        (Answer(200, "The user.", UserPublic),),
+        SIGNED_IN | {403: "The caller is neither an administrator nor this user.", 404: "No user has this id."},
+    ),
+    Operation(
+        "registrations", "POST", "registrations_create", "Submit an endpoint for approval", "registrations", "user",
+        (Answer(201, "Created, `Pending`, with its URL in `Location`.", RegistrationPublic, ("Location",)),),
+        SIGNED_IN | BODY | BODY_422 | {
+            409: "A live registration already has this `endpoint_url` (compared normalised) or `server_name`."},
+        request=RegistrationCreate, request_example=_CREATE_EXAMPLE,
+        links=_REGISTRATION_LINKS,
+        description="""`endpoint_url` is stored normalised: scheme and host lower-cased, default port dropped, a
+trailing `/` on a non-root path dropped. Without `server_name` one is derived from the URL's host,
+reversed, and the slug of `endpoint_name` (`com.contoso.mcp/weather-tools`), with `-2`, `-3`… on a
+clash. Text fields are trimmed. The submission is audited as `Created`.""",
+    ),
+    Operation(
+        "registrations", "GET", "registrations_list", "List the registrations the caller may see", "registrations",
+        "user", (Answer(200, "One page of registrations.", RegistrationList),), SIGNED_IN | QUERY_422,
+        query=RegistrationQuery,
+        description="An administrator sees every live registration; anyone else sees `Approved` ones and their "
+                    "own.\n\n" + _LIST_DESCRIPTION,
+    ),
+    Operation(
+        "registrations/my", "GET", "registrations_my", "List the caller's own registrations", "registrations",
+        "user", (Answer(200, "One page of the caller's registrations.", RegistrationList),), SIGNED_IN | QUERY_422,
+        query=RegistrationQuery, description=_LIST_DESCRIPTION,
+    ),
+    Operation(
+        "registrations/{registration_id:guid}", "GET", "registrations_get", "One registration", "registrations",
+        "user", (Answer(200, "The registration.", RegistrationPublic),),
+        SIGNED_IN | {404: "No live registration has this id, or the caller may not see it."},
+    ),
+    Operation(
+        "registrations/{registration_id:guid}", "PATCH", "registrations_update", "Edit a registration",
+        "registrations", "user", (Answer(200, "The registration as it is now.", RegistrationPublic),),
+        SIGNED_IN | BODY | BODY_422 | {
+            403: "The registration is visible (`Approved`) but the caller is neither its submitter nor an "
+                 "administrator.",
+            404: "No live registration has this id, or the caller may not see it.",
+            409: "Another live registration already has this `endpoint_url` or `server_name`."},
+        request=RegistrationUpdate, request_example={"description": "Forecasts, alerts and radar images."},
+        description="""Any non-empty subset of the submission's fields; only `description` may be `null` (to
+clear it). An empty object `{}` is 422. By the submitter, the edit puts the registration back to
+`Pending` (clearing `approver_id`, `approved_at`, `status_reason`), which takes it out of the feed until
+it is approved again; by an administrator, the status is kept. Audited as `Updated`.""",
+    ),
+    Operation(
+        "registrations/{registration_id:guid}/status", "PATCH", "registrations_decide",
+        "Approve or reject a pending registration", "registrations", "admin",
+        (Answer(200, "The decided registration.", RegistrationPublic),),
+        ADMIN | BODY | BODY_422 | {
+            404: "No live registration has this id.",
+            409: "The registration is no longer `Pending`: it was already decided."},
+        request=StatusChange, request_example={"status": "Approved", "reason": "Reviewed by the platform team."},
+        description="Sets `status`, `approver_id`, `approved_at` and `status_reason`. Audited as `Approved` or "
+                    "`Rejected`; an approval publishes the registration in the feed.",
+    ),
+    Operation(
+        "registrations/{registration_id:guid}", "DELETE", "registrations_delete", "Delete a registration",
+        "registrations", "admin", (Answer(204, _NO_CONTENT),),
+        ADMIN | {404: "No live registration has this id (it never existed or is already deleted)."},
+        description="Soft delete: the row and its audit trail stay, audited as `Deleted`; the `endpoint_url` "
+                    "and `server_name` become free for a new submission. The feed's incremental sync reports "
+                    "it as `deleted`.",
+    ),
+    Operation(
+        "registrations/{registration_id:guid}/audit", "GET", "registrations_audit",
+        "The audit trail of a registration", "registrations", "user",
+        (Answer(200, "Every entry, oldest first.", AuditTrail),),
+        SIGNED_IN | {
+            403: "The registration is `Approved` but the caller is neither its submitter nor an administrator.",
+            404: "No registration has this id, or the caller may not see it."},
+        description="For administrators and the submitter. Deleted registrations keep their trail and can "
+                    "still be read here.",
+    ),
+    Operation(
+        "v0.1/servers", "GET", "feed_servers", "List published MCP servers", "feed", "feed",
+        (Answer(200, "One page of servers.", ServerList, ("ETag",)), Answer(304, _NOT_MODIFIED, None, ("ETag",))),
+        QUERY_422 | {503: SIGNED_IN[503]},
+        query=FeedQuery, cors=True,
+        description=_FEED_NOTE + """
+
+Ordered by `server_name`, paged by an opaque `cursor` (`metadata.nextCursor`, absent on the last
+page) that also carries the first page's filters. `search` is a case-insensitive substring of the
+server name. `version=latest` is the same as no `version`: each server has one live version.
+`updated_since` (RFC 3339) turns the listing into an incremental sync ordered by change time,
+including entries deleted or withdrawn since then with status `deleted`. Unknown query parameters
+are ignored.""",
+    ),
+    Operation(
+        "v0.1/servers/{serverName}/versions", "GET", "feed_server_versions", "The versions of one server", "feed",
+        "feed",
+        (Answer(200, "Its one live version, as a list.", ServerList, ("ETag",)),
+         Answer(304, _NOT_MODIFIED, None, ("ETag",))),
+        {404: "No published server has this name.", 503: SIGNED_IN[503]}, cors=True,
+        description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE,
+    ),
+    Operation(
+        "v0.1/servers/{serverName}/versions/{version}", "GET", "feed_server_version", "One version of one server",
+        "feed", "feed",
+        (Answer(200, "The server.", ServerResponse, ("ETag",)), Answer(304, _NOT_MODIFIED, None, ("ETag",))),
+        {404: "No published server has this name and version.", 503: SIGNED_IN[503]}, cors=True,
+        description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE + " `version` may be `latest`.",
+    ),
+    Operation("v0.1/servers", "OPTIONS", "feed_servers", "CORS preflight", "feed", "anonymous",
+              (Answer(204, _PREFLIGHT),), cors=True),
+    Operation("v0.1/servers/{serverName}/versions", "OPTIONS", "feed_server_versions", "CORS preflight", "feed",
+              "anonymous", (Answer(204, _PREFLIGHT),), cors=True),
+    Operation("v0.1/servers/{serverName}/versions/{version}", "OPTIONS", "feed_server_version", "CORS preflight",
+              "feed", "anonymous", (Answer(204, _PREFLIGHT),), cors=True),
+    Operation(
+        "openapi.json", "GET", "openapi_document", "This OpenAPI document", "docs", "anonymous",
+        (Answer(200, "The OpenAPI 3.1 description of every operation.", JSON_DOCUMENT, ("ETag",)),
+         Answer(304, _NOT_MODIFIED, None, ("ETag",))),
+    ),
+    Operation(
+        "docs", "GET", "docs_page", "Interactive documentation", "docs", "anonymous",
+        (Answer(200, "Swagger UI over this document; every file it loads is served by the app itself.", HTML_PAGE),),
+        description="Open it in a browser. **Authorize** takes a bearer access token (or signs in with Entra ID "
+                    "where the app registration allows this page's redirect URI), and **Try it out** calls this "
+                    "same host.",
+    ),
+    Operation(
+        "docs/{asset}", "GET", "docs_asset", "A file of the interactive documentation", "docs", "anonymous",
+        (Answer(200, _DOCS_ASSET, STATIC_FILE, ("ETag",)), Answer(304, _NOT_MODIFIED, None, ("ETag",))),
+        {404: "Not one of the documentation's files."},
+    ),
+)
+
+TAGS = (
+    {"name": "health", "description": "Liveness and database reachability, for probes."},
+    {"name": "users", "description": "The signed-in caller's user, and users for administrators."},
+    {"name": "registrations", "description": "Submitting, reviewing and auditing MCP endpoints."},
+    {"name": "feed", "description": "The MCP Registry API v0.1 feed of approved servers, read by MCP clients."},
+    {"name": "docs", "description": "This document and its interactive documentation."},
+)
+
+_INTRO = """An internal registry of MCP (Model Context Protocol) server endpoints. Anyone signed in with
+Microsoft Entra ID submits an endpoint; administrators approve or reject it; every decision is
+audited; approved endpoints are published in a feed that MCP clients read directly.
+
+**Authentication.** Every operation but health, the feed (unless configured otherwise) and these
+docs takes `Authorization: Bearer <access token>` issued by Entra ID for this API. Administrators
+hold the app role or group the deployment names.
+
+**Errors.** Every error is `application/problem+json` (RFC 9457) with a string `detail`; a 422 adds
+`errors` (`loc`, `msg`, `type`) for every failed field. 401 carries `WWW-Authenticate`; 503 carries
+`Retry-After`. A 500 is a bug: its body names only the invocation id under which it was logged.
+
+**Visibility.** An administrator sees every registration; anyone else sees `Approved` ones and their
+own in any status. Whatever the caller may not see answers 404, so existence does not leak.
+Deleted registrations are invisible to every read but the audit trail and the feed's incremental
+sync.
+
+**Bodies.** JSON objects in UTF-8, at most 64 KiB; an unknown field is 422.
+
+**Answered by the Functions host.** A path that matches no operation, an id that is not a GUID
+included, is 404 without a body; a URL over 8 KiB is 414."""
+
+_HEADERS: dict[str, dict[str, Any]] = {
+    "Location": {"description": "The URL of the created resource.", "required": True,
+                 "schema": {"type": "string", "format": "uri"}},
+    "Retry-After": {"description": "Seconds to wait before trying again.", "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "WWW-Authenticate": {"description": "The RFC 6750 challenge: `Bearer`, with `error` when a token was sent.",
+                         "required": True, "schema": {"type": "string", "pattern": "^Bearer"}},
+    "ETag": {"description": "A strong validator of the body, for `If-None-Match`.", "required": True,
+             "schema": {"type": "string"}},
+    "Access-Control-Allow-Origin": {"description": "Any origin may read the feed.", "required": True,
+                                    "schema": {"const": "*"}},
+}
+_PATH_PARAMETERS = {
+    "registration_id": "The registration's id.",
+    "user_id": "The user's id.",
+    "serverName": "The server's name, URL-encoded: `com.example%2Fweather`.",
+    "version": "A version of the server, or `latest`.",
+    "asset": "The file's name.",
+}
+# For query models whose fields carry no description of their own.
+_QUERY_PARAMETERS = {
+    "status": "Only registrations in this status.",
+    "submitter_id": "Only registrations submitted by this user.",
+    "search": "Case-insensitive substring of `endpoint_name`, `owner_contact`, `endpoint_url` or `description`; "
+              "`%` and `_` match themselves.",
+    "limit": "How many results at most.",
+    "offset": "How many results to skip.",
+}
+_ROUTE_PARAMETER = re.compile(r"\{\*?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<constraint>[a-z]+))?\??\}")
+_CONSTRAINT_SCHEMAS: dict[str | None, dict[str, Any]] = {
+    "guid": {"type": "string", "format": "uuid"},
+    "int": {"type": "integer"},
+    "long": {"type": "integer"},
+    "bool": {"type": "boolean"},
+    "alpha": {"type": "string", "pattern": "^[A-Za-z]+$"},
+}
+
+
+@lru_cache(maxsize=1)
+def route_prefix() -> str:
+    """host.json's `extensions.http.routePrefix` (default `api`); read once, on first use."""
+    host = json.loads(HOST_JSON.read_text(encoding="utf-8"))
+    prefix: str = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    return prefix.strip("/")
+
+
+def openapi_path(route: str) -> str:
+    """`registrations/{registration_id:guid}` -> `/registrations/{registration_id}`."""
+    return "/" + _ROUTE_PARAMETER.sub(lambda match: "{" + match["name"] + "}", route.strip("/"))
+
+
+def asset_names() -> tuple[str, ...]:
+    """The documentation's files, in the order the path parameter lists them."""
+    from shared.routes.docs import ASSETS
+
+    return tuple(ASSETS)
+
+
+def operation_id(operation: Operation) -> str:
+    """The function's name; a preflight shares its function with a GET, and ids must be unique."""
+    return f"{operation.function}_preflight" if operation.method == "OPTIONS" else operation.function
+
+
+def _oauth_scope(entra: EntraSettings) -> str:
+    return f"api://{entra.api_client_id}/{entra.required_scope or '.default'}"
+
+
+def _security_schemes(entra: EntraSettings) -> dict[str, Any]:
+    endpoint = f"{entra.authority}/{entra.tenant_id}/oauth2/v2.0"
+    return {
+        "bearer": {
+            "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": f"An Entra ID access token for this API (audience `{entra.api_client_id}` or "
+                           f"`api://{entra.api_client_id}`), pasted as it is.",
+        },
+        "entra": {
+            "type": "oauth2",
+            "description": "Sign in with Entra ID (authorization code with PKCE).",
+            "flows": {"authorizationCode": {
+                "authorizationUrl": f"{endpoint}/authorize",
+                "tokenUrl": f"{endpoint}/token",
+                "scopes": {_oauth_scope(entra): "Call the MCP Endpoint Registry as the signed-in user."},
+            }},
+        },
+    }
+
+
+def _strip_null(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """An optional query parameter's schema without its `null` branch: a query string has no null."""
+    options = schema.get("anyOf")
+    result = {key: value for key, value in schema.items() if key not in ("anyOf", "title")}
+    if result.get("default", "") is None:
+        del result["default"]
+    if options is not None:
+        kept = [option for option in options if option.get("type") != "null"]
+        result.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+    return result
+
+
+class _Schemas:
+    """The component schemas of every model the operations name, built in one pass so that names and
+    shared definitions agree; validation schemas for what the API reads, serialization for what it writes."""
+
+    def __init__(self, operations: tuple[Operation, ...]) -> None:
+        uses: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
+        for operation in operations:
+            if operation.request is not None:
+                uses[(operation.request, "validation")] = None
+            for answer in operation.answers:
+                if isinstance(answer.body, type):
+                    uses[(answer.body, "serialization")] = None
+        uses[(Problem, "serialization")] = None
+        refs, definitions = models_json_schema(list(uses), ref_template=SCHEMA_REF)
+        self.refs = refs
+        self.components: dict[str, Any] = dict(definitions.get("$defs", {}))
+
+    def ref(self, model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        return dict(self.refs[(model, mode)])
+
+    def query_parameters(self, model: type[BaseModel]) -> list[dict[str, Any]]:
+        schema = model.model_json_schema(ref_template=SCHEMA_REF)
+        self.components.update(schema.get("$defs", {}))
+        required = set(schema.get("required", ()))
+        parameters = []
+        for name, property_schema in schema["properties"].items():
+            parameter_schema = _strip_null(property_schema)
+            description = parameter_schema.pop("description", None) or _QUERY_PARAMETERS.get(name)
+            parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
+                                         "schema": parameter_schema}
+            if description:
+                parameter["description"] = description
+            parameters.append(parameter)
+        return parameters
+
+
+def _media(body: Body, schemas: _Schemas) -> dict[str, Any]:
+    if isinstance(body, Raw):
+        return {media_type: {"schema": dict(body.schema)} for media_type in body.media_types}
+    return {JSON_TYPE: {"schema": schemas.ref(body, "serialization")}}
+
+
+def _headers(names: tuple[str, ...], cors: bool) -> dict[str, Any]:
+    chosen = (*names, "Access-Control-Allow-Origin") if cors else names
+    return {name: _HEADERS[name] for name in chosen}
+
+
+def _problem(status: int, description: str, schemas: _Schemas, cors: bool) -> dict[str, Any]:
+    example: dict[str, Any] = {"type": "about:blank", "title": PROBLEM_TITLES[status], "status": status,
+                               "detail": PROBLEM_EXAMPLES[status]}
+    if status == 422:
+        example["errors"] = _VALIDATION_ERRORS
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_TYPE: {"schema": schemas.ref(Problem, "serialization"), "example": example}},
+    }
+    names = {401: ("WWW-Authenticate",), 503: ("Retry-After",)}.get(status, ())
+    headers = _headers(names, cors)
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _parameters(operation: Operation, schemas: _Schemas) -> list[dict[str, Any]]:
+    parameters = []
+    for match in _ROUTE_PARAMETER.finditer(operation.route):
+        name = match["name"]
+        schema = dict(_CONSTRAINT_SCHEMAS.get(match["constraint"], {"type": "string"}))
+        if name == "asset":
+            schema["enum"] = list(asset_names())
+        parameter: dict[str, Any] = {"name": name, "in": "path", "required": True, "schema": schema}
+        if name in _PATH_PARAMETERS:
+            parameter["description"] = _PATH_PARAMETERS[name]
+        parameters.append(parameter)
+    if operation.query is not None:
+        parameters += schemas.query_parameters(operation.query)
+    return parameters
+
+
+def _security(auth: Auth, entra: EntraSettings, feed_auth: FeedAuth) -> list[dict[str, list[str]]]:
+    if auth == "anonymous" or (auth == "feed" and feed_auth == "anonymous"):
+        return []
+    return [{"bearer": []}, {"entra": [_oauth_scope(entra)]}]
+
+
+def _operation(operation: Operation, schemas: _Schemas, entra: EntraSettings, feed_auth: FeedAuth) -> dict[str, Any]:
+    security = _security(operation.auth, entra, feed_auth)
+    errors = dict(operation.errors)
+    if operation.auth == "feed" and security:
+        errors.update({401: SIGNED_IN[401], 403: SIGNED_IN[403]})
+    errors[500] = "A bug; the body names the invocation id under which it was logged."
+    responses: dict[str, Any] = {}
+    for answer in operation.answers:
+        response: dict[str, Any] = {"description": answer.description}
+        if answer.body is not None:
+            response["content"] = _media(answer.body, schemas)
+        headers = _headers(answer.headers, operation.cors)
+        if headers:
+            response["headers"] = headers
+        if operation.links and answer.status < 300:
+            response["links"] = {name: dict(link) for name, link in operation.links.items()}
+        responses[str(answer.status)] = response
+    for status in sorted(errors):
+        responses[str(status)] = _problem(status, errors[status], schemas, operation.cors)
+    result: dict[str, Any] = {
+        "operationId": operation_id(operation),
+        "summary": operation.summary,
+        "tags": [operation.tag],
+        "security": security,
+        "responses": responses,
+    }
+    if operation.description:
+        result["description"] = operation.description
+    parameters = _parameters(operation, schemas)
+    if parameters:
+        result["parameters"] = parameters
+    if operation.request is not None:
+        media: dict[str, Any] = {"schema": schemas.ref(operation.request, "validation")}
+        if operation.request_example is not None:
+            media["example"] = dict(operation.request_example)
+        result["requestBody"] = {"required": True, "content": {JSON_TYPE: media}}
+    return result
+
+
+def build(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document for these settings (the sign-in endpoints and the feed's authentication)."""
+    entra = settings.entra
+    schemas = _Schemas(OPERATIONS)
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in OPERATIONS:
+        item = paths.setdefault(openapi_path(operation.route), {})
+        item[operation.method.lower()] = _operation(operation, schemas, entra, settings.feed_auth)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "MCP Endpoint Registry", "version": API_VERSION, "description": _INTRO},
+        "servers": [{"url": f"/{route_prefix()}", "description": "This host."}],
+        "tags": list(TAGS),
+        "paths": paths,
+        "components": {"schemas": schemas.components, "securitySchemes": _security_schemes(entra)},
+    }
+
+
+@lru_cache(maxsize=4)
+def document(settings: Settings) -> bytes:
+    """The document as served, built once per settings (they change only on a restart)."""
+    return json.dumps(build(settings), ensure_ascii=False, separators=(",", ":")).encode()

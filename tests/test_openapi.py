@@ -1,0 +1,281 @@
+"""The OpenAPI document: it describes every trigger and nothing else, validates as OpenAPI 3.1, and
+is served with the interactive documentation and its files."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from azure.functions.decorators.http import HttpTrigger
+from openapi_spec_validator import validate
+
+import function_app
+from shared import openapi
+from shared.config import Settings
+from shared.routes import docs
+from tests.registry import assert_problem
+from tools.devhost import indexed_functions
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+CLIENT = "6c1f3c2e-3b7a-4a8e-9d43-0f6f1d6a2b10"
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def make_settings(**overrides: str) -> Settings:
+    env = {"DATABASE_URL": "postgresql://registry@127.0.0.1/registry", "ENTRA_TENANT_ID": TENANT,
+           "ENTRA_API_CLIENT_ID": CLIENT, **overrides}
+    return Settings.from_env(env)
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return openapi.build(make_settings(ENTRA_REQUIRED_SCOPE="access_as_user"))
+
+
+def triggers() -> tuple[tuple[str, str, str], ...]:
+    """(OpenAPI path, lower-case method, function name) of every HTTP trigger of the app."""
+    found = []
+    for function in indexed_functions(function_app.app):
+        trigger = function.get_trigger()
+        if not isinstance(trigger, HttpTrigger):
+            continue
+        name = function.get_function_name()
+        assert trigger.route is not None
+        assert name is not None
+        for method in trigger.methods or ():
+            found.append((openapi.openapi_path(trigger.route), str(method.value).lower(), name))
+    return tuple(found)
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield path, method, operation
+
+
+def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"].startswith("3.1.")
+    validate(document)
+
+
+def test_every_trigger_is_described_by_its_function_name(document: dict[str, Any]) -> None:
+    served = list(triggers())
+    assert len(served) >= 20
+    for path, method, function in served:
+        operation = document["paths"].get(path, {}).get(method)
+        assert operation is not None, f"{method.upper()} {path} ({function}) is missing from the OpenAPI document"
+        expected = f"{function}_preflight" if method == "options" else function
+        assert operation["operationId"] == expected
+
+
+def test_the_document_lists_nothing_that_no_trigger_serves(document: dict[str, Any]) -> None:
+    served = {(path, method) for path, method, _ in triggers()}
+    described = {(path, method) for path, method, _ in operations(document)}
+    assert described - served == set()
+
+
+def test_operation_ids_are_unique(document: dict[str, Any]) -> None:
+    ids = [operation["operationId"] for _, _, operation in operations(document)]
+    assert len(ids) == len(set(ids))
+
+
+def test_paths_are_relative_to_the_route_prefix_server(document: dict[str, Any]) -> None:
+    assert openapi.route_prefix() == "api"
+    assert document["servers"] == [{"url": "/api", "description": "This host."}]
+    assert "/registrations/{registration_id}" in document["paths"]
+    assert not any(path.startswith("/api/") for path in document["paths"])
+
+
+def test_guid_route_constraints_become_uuid_path_parameters(document: dict[str, Any]) -> None:
+    parameters = document["paths"]["/users/{user_id}"]["get"]["parameters"]
+    assert parameters == [{"name": "user_id", "in": "path", "required": True,
+                           "schema": {"type": "string", "format": "uuid"}, "description": "The user's id."}]
+
+
+def test_list_query_comes_from_the_query_model(document: dict[str, Any]) -> None:
+    for path in ("/registrations", "/registrations/my"):
+        parameters = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
+        assert set(parameters) == {"status", "submitter_id", "search", "limit", "offset"}
+        assert all(p["in"] == "query" and not p["required"] for p in parameters.values())
+        assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+        assert parameters["status"]["schema"]["enum"] == ["Pending", "Approved", "Rejected"]
+        assert parameters["submitter_id"]["schema"] == {"type": "string", "format": "uuid"}
+
+
+def test_bodies_and_answers_reference_the_handlers_models(document: dict[str, Any]) -> None:
+    create = document["paths"]["/registrations"]["post"]
+    body = create["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/RegistrationCreate"}
+    assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/RegistrationPublic"}
+    assert create["responses"]["201"]["headers"]["Location"]["required"] is True
+    schemas = document["components"]["schemas"]
+    assert schemas["RegistrationCreate"]["additionalProperties"] is False
+    assert set(schemas["RegistrationCreate"]["required"]) == {"endpoint_url", "endpoint_name", "owner_contact"}
+    assert schemas["Problem"]["required"] == ["title", "status", "detail"]
+    assert "$defs" not in str(document)
+
+
+@pytest.mark.parametrize(("path", "method", "statuses"), [
+    ("/health", "get", {"200", "503", "500"}),
+    ("/users", "post", {"200", "201", "401", "403", "503", "500"}),
+    ("/users/{user_id}", "get", {"200", "401", "403", "404", "503", "500"}),
+    ("/registrations", "post", {"201", "400", "401", "403", "409", "413", "415", "422", "503", "500"}),
+    ("/registrations", "get", {"200", "401", "403", "422", "503", "500"}),
+    ("/registrations/{registration_id}", "patch",
+     {"200", "400", "401", "403", "404", "409", "413", "415", "422", "503", "500"}),
+    ("/registrations/{registration_id}/status", "patch",
+     {"200", "400", "401", "403", "404", "409", "413", "415", "422", "503", "500"}),
+    ("/registrations/{registration_id}", "delete", {"204", "401", "403", "404", "503", "500"}),
+    ("/registrations/{registration_id}/audit", "get", {"200", "401", "403", "404", "503", "500"}),
+    ("/v0.1/servers", "get", {"200", "304", "422", "503", "500"}),
+    ("/v0.1/servers/{serverName}/versions/{version}", "get", {"200", "304", "404", "503", "500"}),
+    ("/v0.1/servers", "options", {"204", "500"}),
+    ("/docs/{asset}", "get", {"200", "304", "404", "500"}),
+])
+def test_each_operation_documents_its_statuses(
+    document: dict[str, Any], path: str, method: str, statuses: set[str]
+) -> None:
+    responses = document["paths"][path][method]["responses"]
+    assert set(responses) == statuses
+    for status, response in responses.items():
+        if int(status) >= 400 and (path, status) != ("/health", "503"):
+            media = response["content"]["application/problem+json"]
+            assert media["schema"] == {"$ref": "#/components/schemas/Problem"}
+            assert media["example"]["status"] == int(status)
+
+
+def test_errors_document_their_headers(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/registrations"]["post"]["responses"]
+    assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
+    assert responses["503"]["headers"]["Retry-After"]["required"] is True
+    feed = document["paths"]["/v0.1/servers"]["get"]["responses"]
+    assert all("Access-Control-Allow-Origin" in response["headers"] for response in feed.values())
+
+
+def test_security_follows_the_operation_and_the_feed_setting(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    assert paths["/health"]["get"]["security"] == []
+    assert paths["/docs"]["get"]["security"] == []
+    assert paths["/v0.1/servers"]["get"]["security"] == []
+    signed_in = [{"bearer": []}, {"entra": [f"api://{CLIENT}/access_as_user"]}]
+    assert paths["/registrations"]["post"]["security"] == signed_in
+    assert paths["/registrations/{registration_id}"]["delete"]["security"] == signed_in
+    entra_feed = openapi.build(make_settings(REGISTRY_FEED_AUTH="entra"))
+    feed = entra_feed["paths"]["/v0.1/servers"]["get"]
+    assert feed["security"] == [{"bearer": []}, {"entra": [f"api://{CLIENT}/.default"]}]
+    assert {"401", "403"} <= set(feed["responses"])
+    assert entra_feed["paths"]["/v0.1/servers"]["options"]["security"] == []
+
+
+def test_security_schemes_name_the_tenant_authority_and_scope(document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"] | {"description": ""} == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                                      "description": ""}
+    flow = schemes["entra"]["flows"]["authorizationCode"]
+    assert flow["authorizationUrl"] == f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/authorize"
+    assert flow["tokenUrl"] == f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"
+    assert list(flow["scopes"]) == [f"api://{CLIENT}/access_as_user"]
+
+
+def test_request_examples_pass_the_request_models() -> None:
+    checked = 0
+    for operation in openapi.OPERATIONS:
+        if operation.request is not None and operation.request_example is not None:
+            operation.request.model_validate(operation.request_example)
+            checked += 1
+    assert checked == 3
+
+
+def test_every_tag_is_declared_and_used(document: dict[str, Any]) -> None:
+    declared = [tag["name"] for tag in document["tags"]]
+    assert declared == ["health", "users", "registrations", "feed", "docs"]
+    used = {tag for _, _, operation in operations(document) for tag in operation["tags"]}
+    assert used == set(declared)
+
+
+def test_the_built_document_is_cached_per_settings() -> None:
+    settings = make_settings()
+    assert openapi.document(settings) is openapi.document(settings)
+
+
+# Served over HTTP by the dev host.
+
+def test_openapi_json_is_served_anonymously_with_an_etag(client: httpx.Client) -> None:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    served = response.json()
+    validate(served)
+    assert {operation["operationId"] for _, _, operation in operations(served)} >= {"health", "docs_page"}
+    again = client.get("/openapi.json", headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_docs_page_loads_only_its_own_files_under_a_strict_policy(client: httpx.Client) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self';" in policy
+    assert "unsafe" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "<script>" not in response.text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert sources == [
+        "data:,",
+        f"/api/docs/swagger-ui.css?v={docs.asset('swagger-ui.css').digest}",
+        f"/api/docs/swagger-ui-bundle.js?v={docs.asset('swagger-ui-bundle.js').digest}",
+        f"/api/docs/docs.js?v={docs.asset('docs.js').digest}",
+    ]
+    for source in sources[1:]:
+        asset = client.get(source.removeprefix("/api"))
+        assert asset.status_code == 200
+        assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+@pytest.mark.parametrize(("name", "content_type"), [
+    ("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
+    ("swagger-ui.css", "text/css; charset=utf-8"),
+    ("oauth2-redirect.html", "text/html; charset=utf-8"),
+    ("LICENSE", "text/plain; charset=utf-8"),
+])
+def test_docs_assets_have_their_content_type_and_revalidate_without_a_version(
+    client: httpx.Client, name: str, content_type: str
+) -> None:
+    response = client.get(f"/docs/{name}", headers={"Accept-Encoding": "identity"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.content == docs.asset(name).body
+    again = client.get(f"/docs/{name}", headers={"If-None-Match": response.headers["etag"],
+                                                  "Accept-Encoding": "identity"})
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+def test_docs_assets_are_gzipped_for_clients_that_take_it() -> None:
+    name = "swagger-ui-bundle.js"
+    content = docs.asset(name)
+    assert len(content.gzipped) < len(content.body) / 2
+    assert gzip.decompress(content.gzipped) == content.body
+
+
+def test_gzipped_asset_over_http(client: httpx.Client) -> None:
+    response = client.get("/docs/swagger-ui.css", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["etag"].endswith('-gz"')
+    assert response.content == docs.asset("swagger-ui.css").body
+
+
+@pytest.mark.parametrize("name", ["index.html", "swagger-ui.js", "..%2Fopenapi.py", "README.md", "docs.js.map"])
+def test_only_listed_docs_assets_are_served(client: httpx.Client, name: str) -> None:
+    response = client.get(f"/docs/{name}")
+    assert_problem(response, 404, "No such documentation file.")
