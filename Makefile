@@ -5,7 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint typecheck pytest migrate token bench fuzz clean
+.PHONY: help venv run test test-older-pg test-pgbouncer lint migrate token bench soak fuzz clean
+
+# The suite again on another database server covers what talks to the database; the tests of
+# infra, docs, packaging and tooling do not change with the server.
+SERVER_INDEPENDENT := --ignore=tests/infra --ignore=tests/test_fuzz.py --ignore=tests/test_docs_browser.py \
+	--ignore=tests/test_supply_chain.py --ignore=tests/test_run.py --ignore=tests/test_openapi.py \
+	--ignore=tests/test_config.py --ignore=tests/test_telemetry.py
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,8 +28,19 @@ venv: $(STAMP) ## create .venv and install what the app and its tools need
 run: $(STAMP) ## serve the API on http://127.0.0.1:7071/api with a local database and sign-in authority
 	$(PY) -m tools.run $(ARGS)
 
-test: $(STAMP) lint ## lint, type-check and run the whole test suite
+test: $(STAMP) lint ## lint, type-check, the whole suite, then its database part on PostgreSQL 15 and via PgBouncer
 	$(PY) -m pytest $(ARGS)
+	@$(MAKE) --no-print-directory test-older-pg
+	@$(MAKE) --no-print-directory test-pgbouncer
+
+test-older-pg: $(STAMP) ## the database part of the suite on Debian's PostgreSQL 15 (installed when missing)
+	@bin="$$(tools/older_postgres.sh)"; \
+	if [ "$$bin" = SKIP ]; then echo "test-older-pg: skipped (see the reason above)"; \
+	else echo "== the suite on $$bin"; PG_BIN="$$bin" $(PY) -m pytest -q -p no:cacheprovider $(SERVER_INDEPENDENT) $(ARGS); fi
+
+test-pgbouncer: $(STAMP) ## the database part of the suite through PgBouncer in transaction mode
+	@echo "== the suite through PgBouncer (transaction pooling)"
+	TEST_VIA_PGBOUNCER=1 $(PY) -m pytest -q -p no:cacheprovider $(SERVER_INDEPENDENT) $(ARGS)
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
@@ -37,6 +54,9 @@ token: $(STAMP) ## mint a development token, e.g. make token ARGS="--name Ada --
 
 bench: $(STAMP) ## run the benchmarks and print their figures
 	$(PY) -m bench $(ARGS)
+
+soak: $(STAMP) ## minutes of mixed traffic through a dev host, e.g. make soak ARGS="--minutes 2"
+	$(PY) -m bench.soak $(ARGS)
 
 fuzz: $(STAMP) ## a long schemathesis run against a live dev host
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest tests/test_fuzz.py -p no:cacheprovider $(ARGS)

@@ -30,6 +30,9 @@ from tests.support import (
 from tools.authority import DevAuthority
 from tools.pgserver import PgServer, free_port
 
+# Fails the run when a dev host's log holds a token, a password or an e-mail address (tests/logscan.py).
+pytest_plugins = ["tests.logscan"]
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:

@@ -393,3 +393,23 @@ def test_audit_trail_access(
     assert_problem(client.get(f"/registrations/{pending['registration_id']}/audit", headers=other_user.headers), 404)
     assert_problem(client.get(f"/registrations/{approved['registration_id']}/audit", headers=other_user.headers), 403)
     assert_problem(client.get(f"/registrations/{uuid.uuid4()}/audit", headers=admin.headers), 404)
+
+
+def test_total_is_counted_up_to_ten_thousand(client: httpx.Client, make_caller: Callable[..., Caller], sql: Sql
+                                             ) -> None:
+    prolific = make_caller()
+    first = submit(client, prolific)
+    sql.execute(
+        """INSERT INTO registrations (endpoint_url, endpoint_name, owner_contact, submitter_id, server_name)
+           SELECT 'https://bulk-' || $2 || '.example.com/' || n, 'Bulk ' || n, 'bulk@example.com', $1,
+                  'com.example.bulk-' || $2 || '/s-' || n
+           FROM generate_series(1, 10000) AS n""",
+        uuid.UUID(first["submitter_id"]), uuid.uuid4().hex[:8],
+    )
+    capped = client.get("/registrations/my", params={"limit": 1}, headers=prolific.headers).json()
+    assert (capped["total"], capped["total_exact"], len(capped["results"])) == (10_000, False, 1)
+    sql.execute("UPDATE registrations SET deleted_at = now() WHERE submitter_id = $1 AND endpoint_name LIKE 'Bulk %'",
+                uuid.UUID(first["submitter_id"]))
+    exact = client.get("/registrations/my", headers=prolific.headers).json()
+    assert exact == {"total": 1, "limit": 20, "offset": 0, "results": [exact["results"][0]]}
+    assert exact["results"][0]["registration_id"] == first["registration_id"]

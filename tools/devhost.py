@@ -35,6 +35,7 @@ from shared import logs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+MAX_HEADER_BYTES = 64 * 1024
 
 log = logging.getLogger("devhost")
 
@@ -300,7 +301,10 @@ def load_app(module: str = "function_app") -> func.FunctionApp:
 
 
 def build_application(host: DevHost, on_cleanup: Callable[[], Awaitable[None]] | None = None) -> web.Application:
-    application = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    # Headers up to 64 KiB reach the app, which refuses an oversized token itself; aiohttp's own
+    # refusal of a long header would quote its first bytes (a token) in the answer and the log.
+    application = web.Application(client_max_size=MAX_REQUEST_BYTES,
+                                  handler_args={"max_field_size": MAX_HEADER_BYTES, "max_line_size": MAX_HEADER_BYTES})
     application.router.add_route("*", r"/{tail:[\s\S]*}", host.handle)
     if on_cleanup is not None:
         cleanup = on_cleanup

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +23,11 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = Field(default=None, description="Present on 422: what failed, where.")
 
 
+# Unicode's control characters (category Cc) are exactly C0, DEL and C1.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINE_BREAKS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def has_control_characters(value: str, *, allow_whitespace: bool = False) -> bool:
-    allowed = "\t\n\r" if allow_whitespace else ""
-    return any(unicodedata.category(character) == "Cc" and character not in allowed for character in value)
+    """True when `value` holds a control character; tabs and line breaks pass when allowed."""
+    return (_CONTROL_BUT_LINE_BREAKS if allow_whitespace else _CONTROL).search(value) is not None

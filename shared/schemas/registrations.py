@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime
 from typing import Annotated, Literal
@@ -20,6 +21,15 @@ AuditAction = Literal["Created", "Updated", "Approved", "Rejected", "Deleted"]
 SERVER_NAME_PATTERN = r"^[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+$"
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?$")
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def normalise_url(value: str) -> str:
@@ -27,8 +37,8 @@ def normalise_url(value: str) -> str:
     a trailing slash on a non-root path dropped, an empty path made `/`."""
     if len(value) > 2048:
         raise ValueError("must be at most 2048 characters")
-    if value != value.strip() or has_control_characters(value) or " " in value:
-        raise ValueError("must not contain spaces or control characters")
+    if not value.isascii() or any(character.isspace() for character in value) or has_control_characters(value):
+        raise ValueError("must be an ASCII URL without spaces (percent-encode the path, use punycode hosts)")
     parts = urlsplit(value)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.netloc:
@@ -38,8 +48,8 @@ def normalise_url(value: str) -> str:
     if parts.fragment or value.endswith("#"):
         raise ValueError("must not contain a fragment")
     host = parts.hostname
-    if not host:
-        raise ValueError("must name a host")
+    if not host or not (_HOST_NAME.match(host) or _is_ip_literal(host)):
+        raise ValueError("must name a valid host")
     try:
         port = parts.port
     except ValueError:
@@ -107,11 +117,13 @@ def _version(value: str) -> str:
     return value
 
 
-EndpointUrl = Annotated[str, Field(max_length=2048, examples=["https://mcp.contoso.com/weather"]),
+EndpointUrl = Annotated[str, Field(max_length=2048, examples=["https://mcp.contoso.com/weather"],
+                                   json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^@#\\s]+$"}),
                         AfterValidator(normalise_url)]
 EndpointName = Annotated[str, Field(max_length=400, examples=["Weather Tools"]), AfterValidator(_name)]
 Description = Annotated[str | None, Field(max_length=2000), AfterValidator(_description)]
-OwnerContact = Annotated[str, Field(max_length=254, examples=["weather-team@contoso.com"]), AfterValidator(_email)]
+OwnerContact = Annotated[str, Field(max_length=254, examples=["weather-team@contoso.com"],
+                                    json_schema_extra={"format": "email"}), AfterValidator(_email)]
 ToolNames = Annotated[list[Annotated[str, Field(max_length=256)]], Field(max_length=100, examples=[["forecast"]]),
                       AfterValidator(_tools)]
 ServerName = Annotated[str, Field(min_length=3, max_length=200, pattern=SERVER_NAME_PATTERN,
@@ -195,7 +207,11 @@ class RegistrationPublic(BaseModel):
 
 
 class RegistrationList(BaseModel):
-    total: int
+    total: int = Field(description="How many registrations match, counted up to 10,000.")
+    total_exact: bool = Field(
+        default=True, exclude_if=lambda exact: exact,
+        description="Present, and false, only when more than 10,000 match: `total` then reads 10,000.",
+    )
     limit: int
     offset: int
     results: list[RegistrationPublic]

@@ -29,6 +29,7 @@ _UNIQUE_FIELDS = {
 }
 # Each retry sees the names committed by the racers before it, so N racers need at most N tries.
 _NAME_ATTEMPTS = 20
+TOTAL_CAP = 10_000
 _MAX_SUFFIX = 1000
 
 
@@ -156,14 +157,26 @@ def _list_filter(query: RegistrationQuery, *, own_only: bool) -> tuple[str, list
     return " AND ".join(conditions), arguments
 
 
-async def list_page(
-    *, db: Database, actor: Actor, query: RegistrationQuery, own_only: bool = False
-) -> tuple[int, list[asyncpg.Record]]:
+@dataclass(frozen=True, slots=True)
+class Page:
+    total: int
+    total_exact: bool
+    rows: list[asyncpg.Record]
+
+
+async def list_page(*, db: Database, actor: Actor, query: RegistrationQuery, own_only: bool = False) -> Page:
+    """One page, newest first, with the number of matches counted up to TOTAL_CAP.
+
+    Counting stops past the cap: an exact count of hundreds of thousands of visible rows costs
+    more than the page itself, and no one pages that far by offset.
+    """
     where, arguments = _list_filter(query, own_only=own_only)
     rows = await db.fetch(
         f"""
         SELECT counted.total, page.*
-        FROM (SELECT count(*) AS total FROM registrations WHERE {where}) AS counted
+        FROM (
+            SELECT count(*) AS total FROM (SELECT 1 FROM registrations WHERE {where} LIMIT {TOTAL_CAP + 1}) AS capped
+        ) AS counted
         LEFT JOIN LATERAL (
             SELECT {COLUMNS} FROM registrations WHERE {where}
             ORDER BY created_at DESC, registration_id DESC
@@ -173,7 +186,7 @@ async def list_page(
         query.limit, actor.is_admin, actor.user_id, *arguments, query.offset,
     )
     total = int(rows[0]["total"])
-    return total, [row for row in rows if row["registration_id"] is not None]
+    return Page(min(total, TOTAL_CAP), total <= TOTAL_CAP, [row for row in rows if row["registration_id"] is not None])
 
 
 _UPDATE = f"""
