@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,3 +170,17 @@ class Caller:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+
+@contextmanager
+def throwaway_server(prefix: str) -> Iterator[PgServer]:
+    """An initialised PostgreSQL that nothing else uses, in a folder removed afterwards; the
+    caller starts (and may stop) it."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    server = PgServer(folder / "data", free_port())
+    server.ensure_initialised()
+    try:
+        yield server
+    finally:
+        server.destroy()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -4,9 +4,7 @@ and healthy again once the database is back, without restarting the app."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -14,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import RunningHost, app_environment
+from tests.support import RunningHost, app_environment, throwaway_server
 from tools.authority import DevAuthority
-from tools.pgserver import PgServer, free_port
+from tools.pgserver import PgServer
 
 HEALTHY = b'{"status":"healthy","database":"connected"}'
 UNHEALTHY = b'{"status":"unhealthy","database":"disconnected"}'
@@ -47,14 +45,8 @@ def test_health_answers_only_get(client: httpx.Client) -> None:
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[PgServer]:
     """A PostgreSQL these tests may stop and start without disturbing the others."""
-    folder = Path(tempfile.mkdtemp(prefix="registry-health-"))
-    server = PgServer(folder / "data", free_port())
-    server.ensure_initialised()
-    try:
+    with throwaway_server("registry-health-") as server:
         yield server
-    finally:
-        server.destroy()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def ensure_running(server: PgServer) -> None:

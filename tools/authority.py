@@ -37,6 +37,16 @@ def _b64url_uint(value: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def send_json(handler: BaseHTTPRequestHandler, body: Any) -> None:
+    """Answer a stdlib HTTP handler's request with 200 and `body` as JSON."""
+    payload = json.dumps(body).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
 @dataclass
 class SigningKey:
     kid: str
@@ -123,12 +133,7 @@ class DevAuthority:
                     self.send_response(404 if authority.available else 503)
                     self.end_headers()
                     return
-                payload = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                send_json(self, body)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
                 return

@@ -11,27 +11,12 @@
 #
 # Needs: az (signed in as the PostgreSQL Entra administrator, or a member of that group), psql,
 # and a firewall rule for this machine (the clientIpAddress parameter).
-# Reads POSTGRES_SERVER_FQDN, POSTGRES_DATABASE and APP_IDENTITY_NAME from the environment when
-# set (azd exports them), else from the outputs of the deployment. PGUSER overrides the
-# administrator name (use the group's display name when the administrator is a group).
+# Reads APP_IDENTITY_NAME like the database coordinates (see deployment-outputs.sh).
 set -euo pipefail
 
-resource_group="${1:-${AZURE_RESOURCE_GROUP:-}}"
-deployment="${2:-${DEPLOYMENT_NAME:-main}}"
-
-output() {
-    if [[ -z "$resource_group" ]]; then
-        echo "usage: $0 <resource-group> [deployment-name]" >&2
-        exit 2
-    fi
-    az deployment group show --resource-group "$resource_group" --name "$deployment" \
-        --query "properties.outputs.$1.value" --output tsv
-}
-
-server="${POSTGRES_SERVER_FQDN:-$(output POSTGRES_SERVER_FQDN)}"
-database="${POSTGRES_DATABASE:-$(output POSTGRES_DATABASE)}"
+# shellcheck source=deployment-outputs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/deployment-outputs.sh"
 identity="${APP_IDENTITY_NAME:-$(output APP_IDENTITY_NAME)}"
-admin="${PGUSER:-$(az ad signed-in-user show --query userPrincipalName --output tsv)}"
 
 # An Entra access token for Azure Database for PostgreSQL is the password; it lasts about an hour.
 PGPASSWORD="$(az account get-access-token --resource-type oss-rdbms --query accessToken --output tsv)"

@@ -11,21 +11,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-resource_group="${1:-${AZURE_RESOURCE_GROUP:-}}"
-deployment="${2:-${DEPLOYMENT_NAME:-main}}"
-
-output() {
-    if [[ -z "$resource_group" ]]; then
-        echo "usage: $0 <resource-group> [deployment-name]" >&2
-        exit 2
-    fi
-    az deployment group show --resource-group "$resource_group" --name "$deployment" \
-        --query "properties.outputs.$1.value" --output tsv
-}
-
-server="${POSTGRES_SERVER_FQDN:-$(output POSTGRES_SERVER_FQDN)}"
-database="${POSTGRES_DATABASE:-$(output POSTGRES_DATABASE)}"
-admin="${PGUSER:-$(az ad signed-in-user show --query userPrincipalName --output tsv)}"
+# shellcheck source=deployment-outputs.sh
+source "$here/deployment-outputs.sh"
 python="${PYTHON:-$root/.venv/bin/python}"
 [[ -x "$python" ]] || python=python3
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import azure.functions as func
 
-from shared import openapi
 from shared.config import Settings, get_settings
 from shared.errors import NotFound
 from shared.http import JSON_TYPE, endpoint
@@ -85,6 +84,8 @@ def _asset_url(base: str, name: str) -> str:
 @lru_cache(maxsize=4)
 def page(settings: Settings) -> Content:
     """The HTML of /docs: Swagger UI's files and our start script, no inline code."""
+    from shared import openapi  # only when the docs are asked for: it is not needed to serve the API
+
     base = f"/{openapi.route_prefix()}" if openapi.route_prefix() else ""
     entra = settings.entra
     attributes = {
@@ -138,6 +139,8 @@ def _send(req: func.HttpRequest, content: Content, cache_control: str, settings:
 @blueprint.route(route="openapi.json", methods=["GET"])
 @endpoint
 async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import openapi  # only when the document is asked for: it is not needed to serve the API
+
     settings = get_settings()
     return _send(req, Content(openapi.document(settings), JSON_TYPE), REVALIDATE, settings)
 

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from shared.errors import ApiError
-from tools.authority import DevAuthority, SigningKey
+from tools.authority import DevAuthority, SigningKey, send_json
 
 T = TypeVar("T")
 Configure = Callable[..., None]
@@ -125,12 +125,7 @@ class FakeGraph:
                     self.end_headers()
                     return
                 groups = body.get("groupIds", []) if isinstance(body, dict) else []
-                payload = json.dumps({"value": groups if graph.member else []}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                send_json(self, {"value": groups if graph.member else []})
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
                 return

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tools.pgserver import PgServer, free_port
+from tests.support import throwaway_server
+from tools.pgserver import PgServer
 
 
 @pytest.fixture
 def dedicated_server() -> Iterator[PgServer]:
     """An initialised server that nothing else uses; the test starts (and stops) it."""
-    folder = Path(tempfile.mkdtemp(prefix="registry-faults-"))
-    server = PgServer(folder / "data", free_port())
-    server.ensure_initialised()
-    try:
+    with throwaway_server("registry-faults-") as server:
         yield server
-    finally:
-        server.destroy()
-        shutil.rmtree(folder, ignore_errors=True)
