@@ -18,7 +18,7 @@ import azure.functions as func
 from asyncpg import introspection
 
 from tools.authority import DevAuthority
-from tools.devhost import InvocationContext, indexed_functions
+from tools.devhost import InvocationContext, Route, collect_routes
 
 BASE_URL = "http://127.0.0.1:7071/api"
 _ROUTE_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\??\}")
@@ -94,26 +94,10 @@ async def settle() -> None:
     await asyncio.sleep(0)
 
 
-@dataclass(frozen=True)
-class Function:
-    name: str
-    route: str
-    methods: frozenset[str]
-    handler: Any
-
-
-def _functions() -> dict[str, Function]:
+def _functions() -> dict[str, Route]:
     import function_app
 
-    functions: dict[str, Function] = {}
-    for function in indexed_functions(function_app.app):
-        trigger = function.get_trigger()
-        declared: list[Any] = getattr(trigger, "methods", None) or []
-        methods = frozenset(str(getattr(method, "value", method)) for method in declared)
-        name = function.get_function_name() or function.get_user_function().__name__
-        route = str(getattr(trigger, "route", None) or name)
-        functions[name] = Function(name, route, methods, function.get_user_function())
-    return functions
+    return {route.function_name: route for route in collect_routes(function_app.app)}
 
 
 class InProcessApp:
@@ -137,7 +121,7 @@ class InProcessApp:
     ) -> func.HttpRequest:
         function = self.functions[name]
         values = dict(route_params or {})
-        path = _ROUTE_PARAMETER.sub(lambda match: values[match.group(1)], function.route)
+        path = _ROUTE_PARAMETER.sub(lambda match: values[match.group(1)], function.template)
         headers = {} if token is None else {"Authorization": f"Bearer {token}"}
         payload = b""
         if body is not None:
@@ -156,5 +140,4 @@ class InProcessApp:
         self, name: str, request: func.HttpRequest, context: InvocationContext | None = None
     ) -> func.HttpResponse:
         invocation = context or InvocationContext(name)
-        response = await self.functions[name].handler(req=request, context=cast(func.Context, invocation))
-        return cast(func.HttpResponse, response)
+        return await self.functions[name].handler(req=request, context=cast(func.Context, invocation))
