@@ -33,7 +33,7 @@ from shared.db import database
 from shared.schemas.feed import FeedCursor, FeedQuery
 from shared.schemas.registrations import RegistrationQuery
 from shared.services import audit, feed, registrations
-from shared.services.registrations import Actor, _list_filter
+from shared.services.registrations import Actor, list_filter
 
 COUNT_CAP = registrations.TOTAL_CAP
 WALK_ENTRIES = 10_000
@@ -104,7 +104,7 @@ async def _measure(log: StatementLog, case: Case, runs: int) -> Measured:
 
 
 async def _capped_count(actor: Actor, query: RegistrationQuery, own_only: bool, runs: int) -> list[float]:
-    where, arguments = _list_filter(query, own_only=own_only)
+    where, arguments = list_filter(query, own_only=own_only)
     statement = f"SELECT count(*) FROM (SELECT 1 FROM registrations WHERE {where} LIMIT $1) AS capped"
     samples = []
     for _ in range(runs):

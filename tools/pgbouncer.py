@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from tools.pgserver import _run_as, free_port
+from tools.pgserver import free_port, service_user
 
 DEBIAN_BINARY = Path("/usr/sbin/pgbouncer")
 START_TIMEOUT_SECONDS = 10.0
@@ -105,7 +105,7 @@ class PgBouncer:
         (self.folder / "users.txt").write_text("".join(f'"{user}" ""\n' for user in self.users))
         config = self.folder / "pgbouncer.ini"
         config.write_text(self.config())
-        account = _run_as()
+        account = service_user()
         if account is not None:
             for path in (self.folder, config, self.folder / "users.txt"):
                 os.chown(path, account.pw_uid, account.pw_gid)

@@ -42,7 +42,8 @@ def free_port() -> int:
         return port
 
 
-def _run_as() -> pwd.struct_passwd | None:
+def service_user() -> pwd.struct_passwd | None:
+    """The unprivileged account PostgreSQL (and PgBouncer) run as when we are root, else None."""
     if os.geteuid() != 0:
         return None
     try:
@@ -73,7 +74,7 @@ class PgServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     def _command(self, *args: str) -> subprocess.CompletedProcess[str]:
-        user = _run_as()
+        user = service_user()
         return subprocess.run(
             [str(binaries() / args[0]), *args[1:]],
             check=True,
@@ -88,7 +89,7 @@ class PgServer:
         if (self.data_dir / "PG_VERSION").exists():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        user = _run_as()
+        user = service_user()
         if user is not None:
             _open_path_to(self.data_dir.parent.resolve())
             _open_path_to(binaries().resolve())

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from shared.schemas.common import has_control_characters
-from shared.schemas.registrations import SERVER_NAME_PATTERN, Transport, _search
+from shared.schemas.registrations import SERVER_NAME_PATTERN, Transport, plain_search_text
 
 SERVER_SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
 OFFICIAL_META: Final = "io.modelcontextprotocol.registry/official"
@@ -79,7 +79,7 @@ def is_server_name(value: str) -> bool:
 
 Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
 SearchText = Annotated[str | None, Field(max_length=200, description="Case-insensitive substring of the server name."),
-                       AfterValidator(_search)]
+                       AfterValidator(plain_search_text)]
 VersionFilter = Annotated[str | None, Field(min_length=1, max_length=255, description="`latest` or one exact version."),
                           AfterValidator(_printable)]
 

@@ -103,7 +103,8 @@ def _tools(value: list[str]) -> list[str]:
     return tools
 
 
-def _search(value: str | None) -> str | None:
+def plain_search_text(value: str | None) -> str | None:
+    """A search string as the lists take it: no control characters; empty means no search."""
     if value is not None and has_control_characters(value):
         raise ValueError("must not contain control characters")
     return value or None
@@ -182,7 +183,7 @@ class RegistrationQuery(BaseModel):
 
     status: Status | None = None
     submitter_id: UUID | None = None
-    search: Annotated[str | None, Field(max_length=200), AfterValidator(_search)] = None
+    search: Annotated[str | None, Field(max_length=200), AfterValidator(plain_search_text)] = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     offset: Annotated[int, Field(ge=0, le=2_147_483_647)] = 0
 

@@ -26,7 +26,7 @@ from shared.db import Database
 from shared.errors import NotFound
 from shared.schemas.common import has_control_characters
 from shared.schemas.feed import LATEST, FeedCursor, FeedQuery, is_server_name
-from shared.services.registrations import _like_pattern
+from shared.services.registrations import like_pattern
 
 _LIVE = "r.status = 'Approved' AND r.deleted_at IS NULL"
 # approved_at is cleared when an edit withdraws a registration; published_at keeps its first approval.
@@ -86,7 +86,7 @@ def _page_filter(query: FeedQuery) -> tuple[str, str, list[Any]]:
         conditions = [_LIVE]
         name, version, order = "r.server_name", "r.version", 'r.server_name COLLATE "C"'
     if query.search is not None:
-        conditions.append(f"lower({name}) LIKE lower({parameter(_like_pattern(query.search))})")
+        conditions.append(f"lower({name}) LIKE lower({parameter(like_pattern(query.search))})")
     if query.version is not None and query.version != LATEST:
         conditions.append(f"{version} = {parameter(query.version)}")
     if query.cursor is not None:

@@ -63,7 +63,7 @@ def _conflict(error: asyncpg.UniqueViolationError) -> Conflict:
     return Conflict(f"A registration with this {field} already exists.")
 
 
-def _like_pattern(search: str) -> str:
+def like_pattern(search: str) -> str:
     escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -136,7 +136,7 @@ async def get(*, db: Database, actor: Actor, registration_id: UUID) -> asyncpg.R
     return row
 
 
-def _list_filter(query: RegistrationQuery, *, own_only: bool) -> tuple[str, list[Any]]:
+def list_filter(query: RegistrationQuery, *, own_only: bool) -> tuple[str, list[Any]]:
     """A WHERE clause built only from fixed fragments; every value is a parameter."""
     conditions = [_OWN if own_only else _VISIBLE]
     arguments: list[Any] = []
@@ -152,7 +152,7 @@ def _list_filter(query: RegistrationQuery, *, own_only: bool) -> tuple[str, list
     if query.search is not None:
         conditions.append(
             "lower(endpoint_name || chr(31) || owner_contact || chr(31) || endpoint_url || chr(31)"
-            f" || coalesce(description, '')) LIKE lower({parameter(_like_pattern(query.search))})"
+            f" || coalesce(description, '')) LIKE lower({parameter(like_pattern(query.search))})"
         )
     return " AND ".join(conditions), arguments
 
@@ -170,7 +170,7 @@ async def list_page(*, db: Database, actor: Actor, query: RegistrationQuery, own
     Counting stops past the cap: an exact count of hundreds of thousands of visible rows costs
     more than the page itself, and no one pages that far by offset.
     """
-    where, arguments = _list_filter(query, own_only=own_only)
+    where, arguments = list_filter(query, own_only=own_only)
     rows = await db.fetch(
         f"""
         SELECT counted.total, page.*
