@@ -104,8 +104,14 @@ async def _refresh(state: _State) -> KeySet | None:
 async def _discover(settings: EntraSettings) -> KeySet:
     base = f"{settings.authority}/{settings.tenant_id}"
     v2 = await fetch_json(f"{base}/v2.0/.well-known/openid-configuration")
-    v1 = await fetch_json(f"{base}/.well-known/openid-configuration")
-    issuers = (_issuer(v2, settings.tenant_id), _issuer(v1, settings.tenant_id))
+    try:
+        v1_issuer = _issuer(await fetch_json(f"{base}/.well-known/openid-configuration"), settings.tenant_id)
+    except FetchError as error:
+        # Entra always publishes both; an authority without v1 metadata still signs v2 tokens,
+        # and Entra's v1 issuer has one fixed form.
+        v1_issuer = f"https://sts.windows.net/{settings.tenant_id}/"
+        log.warning("no v1 OpenID metadata (%s); taking %s as the v1 issuer", error, v1_issuer)
+    issuers = (_issuer(v2, settings.tenant_id), v1_issuer)
     # fetch_json refuses a jwks_uri that is neither https nor http on a loopback host.
     keys = _public_keys(await fetch_json(_field(v2, "jwks_uri")))
     if not keys:

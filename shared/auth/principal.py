@@ -6,6 +6,7 @@ were verified. A claim of the wrong JSON type is a malformed token (401), never 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from shared.errors import Unauthorized
 
 MALFORMED_CLAIM = "The token carries a malformed claim."
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _EMAIL_CLAIMS = ("email", "preferred_username", "upn", "unique_name")
 
 
@@ -36,7 +38,7 @@ def from_claims(claims: dict[str, Any]) -> Principal:
     scopes = tuple(_text(claims, "scp", "").split())
     roles = _texts(claims, "roles")
     return Principal(
-        oid=_guid(claims, "oid"),
+        oid=_object_id(claims),
         tenant_id=_guid(claims, "tid"),
         email=next((value for name in _EMAIL_CLAIMS if (value := _optional_text(claims, name))), None),
         display_name=_text(claims, "name", ""),
@@ -84,6 +86,18 @@ def _texts(claims: dict[str, Any], name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise Unauthorized(MALFORMED_CLAIM)
     return tuple(value)
+
+
+def _object_id(claims: dict[str, Any]) -> str:
+    """`oid`: Entra's are GUIDs (kept in canonical form); any other id must be a plain token of
+    letters, digits, `.`, `_` and `-`, because it ends up in a Microsoft Graph URL path."""
+    value = _optional_text(claims, "oid") or ""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        if _PLAIN_ID.fullmatch(value):
+            return value
+    raise Unauthorized(MALFORMED_CLAIM)
 
 
 def _guid(claims: dict[str, Any], name: str) -> str:

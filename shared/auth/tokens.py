@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from typing import Any
 
@@ -43,6 +44,8 @@ _OPTIONS: Options = {
     "strict_aud": False,
     "enforce_minimum_key_length": True,
 }
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 MALFORMED = "The token is malformed."
 WRONG_ALGORITHM = "The token must be signed with RS256."
@@ -112,8 +115,10 @@ async def _verified_claims(token: str) -> tuple[dict[str, Any], tuple[str, ...]]
 def _authorised(claims: dict[str, Any], issuers: tuple[str, ...]) -> Principal:
     settings = get_settings().entra
     principal = from_claims(claims)
-    # The issuer was matched exactly; its tenant segment and `tid` must name the same tenant.
-    if principal.tenant_id != settings.tenant_id or f"/{principal.tenant_id}/" not in f"{claims['iss']}/":
+    # The issuer was matched exactly against the metadata; when it names a tenant (Entra's
+    # issuers do), that tenant and `tid` must both be the configured one.
+    named = {match.lower() for match in _GUID.findall(claims["iss"])}
+    if principal.tenant_id != settings.tenant_id or (named and settings.tenant_id not in named):
         raise Unauthorized(WRONG_TENANT)
     if not principal.scopes and not principal.roles:
         raise Unauthorized(NO_PERMISSIONS)

@@ -153,7 +153,8 @@ def test_a_token_without_kid_is_refused(issuer: DevAuthority) -> None:
     ("claims", "detail"),
     [
         ({"oid": 12345}, MALFORMED_CLAIM),
-        ({"oid": "not-a-guid"}, MALFORMED_CLAIM),
+        ({"oid": "not a guid"}, MALFORMED_CLAIM),
+        ({"oid": ".."}, MALFORMED_CLAIM),
         ({"oid": "../../groups"}, MALFORMED_CLAIM),
         ({"oid": ""}, MALFORMED_CLAIM),
         ({"tid": 7}, MALFORMED_CLAIM),
@@ -234,3 +235,12 @@ def test_refusals_are_not_cached_as_successes(issuer: DevAuthority) -> None:
     expired = token(issuer, lifetime=-120)
     for _ in range(3):
         assert isinstance(refusal(tokens.validate(expired)), ApiError)
+
+
+@pytest.mark.parametrize(("oid", "kept_as"), [
+    ("user-42", "user-42"),
+    ("6F9619FF-8B86-D011-B42D-00C04FC964FF", "6f9619ff-8b86-d011-b42d-00c04fc964ff"),
+])
+def test_object_ids_are_kept_plain_or_as_canonical_guids(issuer: DevAuthority, oid: str, kept_as: str) -> None:
+    principal = run(tokens.validate(token(issuer, set_claims={"oid": oid})))
+    assert principal.oid == kept_as
