@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 JSON_TYPE = "application/json"
 PROBLEM_TYPE = "application/problem+json"
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
+# On every answer; a handler's own Cache-Control replaces the default.
+STANDARD_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -53,16 +54,21 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=_encode_default, ensure_ascii=False, separators=(",", ":"))
 
 
+def standard_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The headers of an answer: ours first, so that the handler's win."""
+    return {**STANDARD_HEADERS, **headers} if headers else dict(STANDARD_HEADERS)
+
+
 def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None, *, content_type: str = JSON_TYPE
 ) -> func.HttpResponse:
     return func.HttpResponse(
-        body=dumps(body), status_code=status, headers=dict(headers or {}), mimetype=content_type, charset="utf-8"
+        body=dumps(body), status_code=status, headers=standard_headers(headers), mimetype=content_type, charset="utf-8"
     )
 
 
 def empty_response(status: int = 204, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(status_code=status, headers=dict(headers or {}))
+    return func.HttpResponse(status_code=status, headers=standard_headers(headers))
 
 
 def problem_body(error: ApiError) -> dict[str, Any]:
@@ -121,14 +127,6 @@ def parse_query(req: func.HttpRequest, model: type[Model]) -> Model:
         raise validation_failed(error, "query") from None
 
 
-def _with_standard_headers(response: func.HttpResponse) -> func.HttpResponse:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers[name] = value
-    if "Cache-Control" not in response.headers:
-        response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _internal_error(invocation_id: str) -> func.HttpResponse:
     error = ApiError(f"An unexpected error occurred. It was logged with invocation id {invocation_id}.")
     return problem_response(error)
@@ -143,8 +141,7 @@ def endpoint(handler: Handler) -> FunctionEntry:
 
     async def entry(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         with logs.invocation(context.invocation_id):
-            response = await _answer(req, context)
-        return _with_standard_headers(response)
+            return await _answer(req, context)
 
     async def _answer(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         try:

@@ -19,7 +19,7 @@ import azure.functions as func
 
 from shared.config import Settings, get_settings
 from shared.errors import NotFound
-from shared.http import JSON_TYPE, endpoint
+from shared.http import JSON_TYPE, endpoint, standard_headers
 
 blueprint = func.Blueprint()
 
@@ -118,13 +118,13 @@ def _send(req: func.HttpRequest, content: Content, cache_control: str, settings:
     """200 with the body (gzipped when the client takes it), or 304 when the client holds this form."""
     compressed = "gzip" in (req.headers.get("Accept-Encoding") or "").lower()
     etag = f'"{content.digest}{"-gz" if compressed else ""}"'
-    headers = {
+    headers = standard_headers({
         "ETag": etag,
         "Cache-Control": cache_control,
         "Vary": "Accept-Encoding",
         "Content-Security-Policy": content_security_policy(settings),
         "Referrer-Policy": "no-referrer",
-    }
+    })
     held = {tag.strip().removeprefix("W/") for tag in (req.headers.get("If-None-Match") or "").split(",")}
     if etag in held:
         return func.HttpResponse(status_code=304, headers=headers)

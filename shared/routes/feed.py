@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from shared.auth import authenticate
 from shared.config import get_settings
 from shared.db import database
-from shared.http import SECURITY_HEADERS, FunctionEntry, empty_response, endpoint, json_response, parse_query
+from shared.http import FunctionEntry, empty_response, endpoint, json_response, parse_query
 from shared.schemas.feed import FeedQuery, server_list, server_response
 from shared.services import feed
 
@@ -43,7 +43,7 @@ def feed_edge(entry: FunctionEntry) -> FunctionEntry:
     @functools.wraps(entry)
     async def feed_entry(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         if req.method.upper() == "OPTIONS":
-            response = empty_response(204, {"Access-Control-Max-Age": PREFLIGHT_MAX_AGE, **SECURITY_HEADERS})
+            response = empty_response(204, {"Access-Control-Max-Age": PREFLIGHT_MAX_AGE})
         else:
             response = await entry(req, context)
         for name, value in CORS_HEADERS.items():
