@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -48,25 +48,20 @@ class _Reader:
         return value or None
 
     def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
-        raw = self._env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-        if not minimum <= value <= maximum:
-            raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
-        return value
+        return int(self._bounded(name, default, minimum, maximum, int, "a whole number"))
 
     def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        return self._bounded(name, default, minimum, maximum, float, "a number of seconds")
+
+    def _bounded(self, name: str, default: float, minimum: float, maximum: float,
+                 parse: Callable[[str], float], kind: str) -> float:
         raw = self._env.get(name, "").strip()
         if not raw:
             return default
         try:
-            value = float(raw)
+            value = parse(raw)
         except ValueError:
-            raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+            raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
         if not minimum <= value <= maximum:
             raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
         return value

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import signal
 import threading
 import time
 import uuid
@@ -25,6 +24,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tools.signals import wait_until_stopped
 
 DEFAULT_TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 DEFAULT_CLIENT_ID = "6c1f3c2e-3b7a-4a8e-9d43-0f6f1d6a2b10"
@@ -220,10 +221,7 @@ def main() -> None:
     args = parser.parse_args()
     authority = DevAuthority(keys=[SigningKey.load_or_create(args.key_dir)])
     print(f"authority: {authority.start(args.host, args.port)}  tenant {authority.tenant_id}", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    stopped.wait()
+    wait_until_stopped()
     authority.stop()
 
 

@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,15 +174,15 @@ def load_local_settings(root: Path = PROJECT_ROOT, environ: dict[str, str] | Non
             target[name] = str(value).lower() if isinstance(value, bool) else str(value)
 
 
-_indexed: dict[int, list[Any]] = {}
+_indexed: weakref.WeakKeyDictionary[func.FunctionApp, list[Any]] = weakref.WeakKeyDictionary()
 
 
 def indexed_functions(app: func.FunctionApp) -> list[Any]:
     """`app.get_functions()`, once per app: a second call on the same app raises a duplicate-name
     error (the worker indexes an app exactly once), so every tool and test asks here."""
-    if id(app) not in _indexed:
-        _indexed[id(app)] = app.get_functions()
-    return _indexed[id(app)]
+    if app not in _indexed:
+        _indexed[app] = app.get_functions()
+    return _indexed[app]
 
 
 def collect_routes(app: func.FunctionApp) -> list[Route]:

@@ -14,12 +14,12 @@ import importlib.util
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.signals import wait_until_stopped
 
 SERVICE_USER = "embedded_postgres"
 
@@ -132,10 +132,7 @@ def main() -> None:
     server = PgServer(args.data.resolve(), args.port)
     server.start()
     print(f"postgres: {server.url}", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    stopped.wait()
+    wait_until_stopped()
     server.stop()
 
 
