@@ -147,7 +147,8 @@ _REGISTRATION_LINKS = {
 }
 
 _LIST_DESCRIPTION = """Newest first (`created_at`, ties by `registration_id`), `limit` at a time from `offset`;
-`total` counts every match.
+`total` counts the matches up to 10,000; when more match it reads 10,000 and `total_exact: false`
+is added (an exact count of hundreds of thousands of rows would cost more than the page).
 
 - `search`: a case-insensitive substring of `endpoint_name`, `owner_contact`, `endpoint_url` or
   `description`; `%` and `_` are literal characters, not wildcards; an empty `search` matches all.
