@@ -5,12 +5,15 @@
 It starts what it needs and removes it afterwards: a PostgreSQL in a throw-away folder on a
 free port, a local sign-in authority and one dev host, all on 127.0.0.1. `--concurrency`
 requests are in flight at any time, a mix of what the frontend, administrators and MCP clients
-send: lists, reads, submissions, edits, decisions, audit trails, the feed and health checks.
+send: lists, reads, submissions, deletions, edits, decisions, audit trails, the feed and health
+checks. Deletions keep pace with submissions, so the live data stays the same size and a
+change in latency from the first minute to the last is the app's, not the workload's.
 Every minute it prints requests per second, p50 and p99 latency, 4xx and 5xx counts and the
 dev host's resident memory. Exit status 1 if any request got a 5xx or no answer at all.
 
 Decisions race with one another on purpose (two administrators may pick the same Pending
-registration), so 409 is an expected answer; it is counted with the 4xx.
+registration), so 409 is an expected answer, as is the odd 404 for a registration deleted while
+a read of it was on its way; both are counted with the 4xx.
 """
 
 from __future__ import annotations
@@ -45,8 +48,10 @@ USERS = 20
 ADMINS = 2
 SEED_REGISTRATIONS = 40
 REQUEST_TIMEOUT_SECONDS = 30.0
-# Relative weights of the actions in the mix.
-MIX = {"list": 30, "my": 10, "get": 20, "feed": 10, "create": 10, "update": 5, "decide": 5, "audit": 5, "health": 5}
+# Relative weights of the actions in the mix. Deletions balance creations, so the live data (and
+# so the work a list or a count does) stays the same size from the first minute to the last.
+MIX = {"list": 30, "my": 10, "get": 20, "feed": 10, "create": 10, "delete": 10, "update": 5, "decide": 5,
+       "audit": 5, "health": 5}
 
 
 @dataclass
@@ -82,7 +87,8 @@ class Traffic:
         self.random = random.Random(7)
         self.actions: dict[str, Callable[[], Awaitable[httpx.Response]]] = {
             "list": self.list, "my": self.my, "get": self.get, "feed": self.feed, "create": self.create,
-            "update": self.update, "decide": self.decide, "audit": self.audit, "health": self.health,
+            "delete": self.delete, "update": self.update, "decide": self.decide, "audit": self.audit,
+            "health": self.health,
         }
 
     @staticmethod
@@ -126,6 +132,14 @@ class Traffic:
         if response.status_code == 201:
             self.registrations.append(Registration(response.json()["registration_id"], owner))
         return response
+
+    async def delete(self) -> httpx.Response:
+        """The oldest live registration goes; below the seeded number a creation takes its turn."""
+        if len(self.registrations) <= SEED_REGISTRATIONS:
+            return await self.create()
+        registration = self.registrations.pop(0)
+        return await self.client.delete(f"/registrations/{registration.registration_id}",
+                                        headers=self.random.choice(self.admins))
 
     async def update(self) -> httpx.Response:
         registration = self.random.choice(self.registrations)
