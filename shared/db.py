@@ -23,14 +23,13 @@ With DB_AUTH=password the URL's `sslmode` applies as asyncpg reads it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -38,6 +37,7 @@ import asyncpg
 from shared import telemetry
 from shared.config import ConfigError, DatabaseSettings, get_settings
 from shared.errors import ServiceUnavailable
+from shared.identity import TokenCredential, managed_credential
 
 log = logging.getLogger(__name__)
 
@@ -73,29 +73,8 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 QueryObserver = Callable[[Any], None]
 
 
-class AccessToken(Protocol):
-    @property
-    def token(self) -> str: ...
-
-    @property
-    def expires_on(self) -> int: ...
-
-
-class TokenCredential(Protocol):
-    async def get_token(self, *scopes: str) -> AccessToken: ...
-
-
-def _managed_credential() -> TokenCredential:
-    # Imported here: only DB_AUTH=entra pays for azure.identity. The requests-based transport,
-    # because aiohttp (the default for azure.identity.aio) is not installed in Azure.
-    from azure.core.pipeline.transport import AsyncioRequestsTransport
-    from azure.identity.aio import DefaultAzureCredential
-
-    return DefaultAzureCredential(transport=AsyncioRequestsTransport())
-
-
-# One credential per process (it caches and renews its own tokens); tests replace this factory.
-database_credential: Callable[[], TokenCredential] = functools.cache(_managed_credential)
+# Tests replace this factory.
+database_credential: Callable[[], TokenCredential] = managed_credential
 
 
 async def entra_password() -> str:

@@ -8,16 +8,15 @@ The answer is cached per user for a few minutes; any failure on that path means 
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from time import monotonic
-from typing import Protocol
 
 from shared.auth.cache import TtlCache
 from shared.auth.fetch import fetch_json
 from shared.auth.principal import Principal
 from shared.config import EntraSettings, get_settings
+from shared.identity import TokenCredential, managed_credential
 
 log = logging.getLogger(__name__)
 
@@ -28,26 +27,8 @@ FAILURE_TTL_SECONDS = 30.0
 CACHE_SIZE = 10_000
 
 
-class AccessToken(Protocol):
-    @property
-    def token(self) -> str: ...
-
-
-class TokenCredential(Protocol):
-    async def get_token(self, *scopes: str) -> AccessToken: ...
-
-
-def _managed_credential() -> TokenCredential:
-    # Imported here: loading the app must not pay for azure.identity. The requests-based
-    # transport, because aiohttp (the default for azure.identity.aio) is not installed in Azure.
-    from azure.core.pipeline.transport import AsyncioRequestsTransport
-    from azure.identity.aio import DefaultAzureCredential
-
-    return DefaultAzureCredential(transport=AsyncioRequestsTransport())
-
-
-# One credential per process (it caches its own tokens); tests replace this factory.
-graph_credential: Callable[[], TokenCredential] = functools.cache(_managed_credential)
+# Tests replace this factory.
+graph_credential: Callable[[], TokenCredential] = managed_credential
 
 _memberships: TtlCache[str, bool] = TtlCache(CACHE_SIZE, monotonic)
 
