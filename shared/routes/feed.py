@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from shared.auth import authenticate
 from shared.config import get_settings
 from shared.db import database
-from shared.http import FunctionEntry, empty_response, endpoint, json_response, parse_query
+from shared.http import FunctionEntry, empty_response, encoded_json_response, endpoint, parse_query
 from shared.schemas.feed import FeedQuery, server_list, server_response
 from shared.services import feed
 
@@ -60,16 +60,14 @@ async def _authorise(req: func.HttpRequest) -> None:
 
 def _cached(req: func.HttpRequest, body: BaseModel) -> func.HttpResponse:
     """200 with the body, or 304 without it when the client already holds this exact body."""
-    response = json_response(body.model_dump(mode="json", by_alias=True, exclude_none=True))
-    etag = f'"{hashlib.sha256(response.get_body()).hexdigest()}"'
+    payload = body.model_dump_json(by_alias=True, exclude_none=True).encode()
+    etag = f'"{hashlib.sha256(payload).hexdigest()}"'
     scope = "private" if get_settings().feed_auth == "entra" else "public"
     headers = {"ETag": etag, "Cache-Control": f"{scope}, max-age={MAX_AGE_SECONDS}"}
     held = {tag.strip().removeprefix("W/") for tag in (req.headers.get("If-None-Match") or "").split(",")}
     if etag in held or "*" in held:
         return empty_response(304, headers)
-    for name, value in headers.items():
-        response.headers[name] = value
-    return response
+    return encoded_json_response(payload, headers=headers)
 
 
 def _server_name(req: func.HttpRequest) -> str:
