@@ -17,6 +17,8 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
+from shared.endpoint_policy import IPNetwork, parse_networks
+
 DbAuth = Literal["password", "entra"]
 FeedAuth = Literal["anonymous", "entra"]
 
@@ -178,6 +180,23 @@ class EntraSettings:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointSettings:
+    """What a registered endpoint URL may name: http, and IP networks that are otherwise refused."""
+
+    allow_http: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EndpointSettings:
+        read = _Reader(os.environ if env is None else env)
+        try:
+            networks = parse_networks(read.csv("ALLOWED_ENDPOINT_NETWORKS"))
+        except ValueError as error:
+            raise ConfigError(f"ALLOWED_ENDPOINT_NETWORKS must list CIDRs separated by commas: {error}") from None
+        return cls(allow_http=read.flag("ALLOW_HTTP_ENDPOINTS"), allowed_networks=networks)
+
+
 _ORIGIN = re.compile(r"^https?://[^/\s]+$")
 
 
@@ -188,6 +207,7 @@ class Settings:
     cors_origins: tuple[str, ...]
     log_level: str
     feed_auth: FeedAuth
+    endpoints: EndpointSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -203,6 +223,7 @@ class Settings:
             cors_origins=origins,
             log_level=read.choice("LOG_LEVEL", "INFO", _LOG_LEVELS),
             feed_auth="entra" if feed_auth == "entra" else "anonymous",
+            endpoints=EndpointSettings.from_env(env),
         )
 
 
@@ -211,5 +232,12 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
+@lru_cache(maxsize=1)
+def get_endpoint_settings() -> EndpointSettings:
+    """The endpoint rules alone, for validating a body without the rest of the settings (tools)."""
+    return EndpointSettings.from_env()
+
+
 def reset_settings() -> None:
     get_settings.cache_clear()
+    get_endpoint_settings.cache_clear()

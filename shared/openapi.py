@@ -208,8 +208,14 @@ OPERATIONS: tuple[Operation, ...] = (
             409: "A live registration already has this `endpoint_url` (compared normalised) or `server_name`."},
         request=RegistrationCreate, request_example=_CREATE_EXAMPLE,
         links=_REGISTRATION_LINKS,
-        description="""`endpoint_url` is stored normalised: scheme and host lower-cased, default port dropped, a
-trailing `/` on a non-root path dropped. Without `server_name` one is derived from the URL's host,
+        description="""`endpoint_url` must be `https` on a public host and is stored normalised (RFC 3986 section
+6: scheme and host lower-cased, trailing dot, default port and a trailing `/` on a non-root path
+dropped, percent-encoding normalised, dot-segments removed), so equivalent URLs collide (409); its
+field description lists every host, address range and query parameter that is refused, and
+`ALLOWED_ENDPOINT_NETWORKS` / `ALLOW_HTTP_ENDPOINTS` admit internal networks and http. Text fields
+refuse control, bidi, zero-width, private-use and separator characters; names and tool names are
+NFKC-normalised; `owner_contact` is ASCII. Every refusal is a 422 whose `detail` says what to send
+instead and whose `errors[].type` names the rule. Without `server_name` one is derived from the URL's host,
 reversed, and the slug of `endpoint_name` (`com.contoso.mcp/weather-tools`), with `-2`, `-3`… on a
 clash. Text fields are trimmed. The submission is audited as `Created`.""",
     ),
@@ -240,9 +246,10 @@ clash. Text fields are trimmed. The submission is audited as `Created`.""",
             409: "Another live registration already has this `endpoint_url` or `server_name`."},
         request=RegistrationUpdate, request_example={"description": "Forecasts, alerts and radar images."},
         description="""Any non-empty subset of the submission's fields; only `description` may be `null` (to
-clear it). An empty object `{}` is 422. By the submitter, the edit puts the registration back to
-`Pending` (clearing `approver_id`, `approved_at`, `status_reason`), which takes it out of the feed until
-it is approved again; by an administrator, the status is kept. Audited as `Updated`.""",
+clear it). An empty object `{}` is 422. The fields follow the same rules as on submission. By the
+submitter, the edit puts the registration back to `Pending` (clearing `approver_id`, `approved_at`,
+`status_reason`), which takes it out of the feed until it is approved again; by an administrator, the
+status is kept. Audited as `Updated`.""",
     ),
     Operation(
         "registrations/{registration_id:guid}/status", "PATCH", "registrations_decide",

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
-from shared.config import ConfigError, DatabaseSettings, EntraSettings, Settings, get_settings, reset_settings
+from shared.config import (
+    ConfigError,
+    DatabaseSettings,
+    EndpointSettings,
+    EntraSettings,
+    Settings,
+    get_endpoint_settings,
+    get_settings,
+    reset_settings,
+)
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT_ID = "6c1f3c2e-3b7a-4a8e-9d43-0f6f1d6a2b10"
@@ -58,6 +69,7 @@ def test_defaults_fill_everything_but_the_three_required_settings() -> None:
         cors_origins=(),
         log_level="INFO",
         feed_auth="anonymous",
+        endpoints=EndpointSettings(allow_http=False, allowed_networks=()),
     )
 
 
@@ -94,6 +106,10 @@ def test_a_blank_required_setting_counts_as_missing(name: str) -> None:
          "CORS_ORIGINS entries must look like https://host[:port], got 'localhost:5173'"),
         ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, got 'verbose'"),
         ({"REGISTRY_FEED_AUTH": "basic"}, "REGISTRY_FEED_AUTH must be one of anonymous, entra, got 'basic'"),
+        ({"ALLOW_HTTP_ENDPOINTS": "perhaps"}, "ALLOW_HTTP_ENDPOINTS must be true or false, got 'perhaps'"),
+        ({"ALLOWED_ENDPOINT_NETWORKS": "10.0.0.0/8, intranet"},
+         "ALLOWED_ENDPOINT_NETWORKS must list CIDRs separated by commas: "
+         "'intranet' is not a network in CIDR form, such as 10.20.0.0/16"),
     ],
 )
 def test_a_malformed_setting_is_named_with_what_was_expected(changes: dict[str, str], message: str) -> None:
@@ -158,5 +174,29 @@ def test_settings_are_read_once_until_reset(monkeypatch: pytest.MonkeyPatch) -> 
         assert first.log_level == "WARNING"
         reset_settings()
         assert get_settings().log_level == "ERROR"
+    finally:
+        reset_settings()
+
+
+def test_endpoint_settings_admit_http_and_listed_networks() -> None:
+    settings = settings_with(ALLOW_HTTP_ENDPOINTS="true", ALLOWED_ENDPOINT_NETWORKS=" 10.20.0.0/16 , fd00:1::/64 ,")
+    assert settings.endpoints == EndpointSettings(
+        allow_http=True,
+        allowed_networks=(ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("fd00:1::/64")),
+    )
+
+
+def test_endpoint_settings_are_read_on_first_use_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in REQUIRED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALLOWED_ENDPOINT_NETWORKS", "192.168.7.0/24")
+    reset_settings()
+    try:
+        assert get_endpoint_settings().allowed_networks == (ipaddress.ip_network("192.168.7.0/24"),)
+        monkeypatch.setenv("ALLOWED_ENDPOINT_NETWORKS", "not-a-network")
+        assert get_endpoint_settings().allowed_networks == (ipaddress.ip_network("192.168.7.0/24"),)
+        reset_settings()
+        with pytest.raises(ConfigError, match=r"^ALLOWED_ENDPOINT_NETWORKS must list CIDRs"):
+            get_endpoint_settings()
     finally:
         reset_settings()

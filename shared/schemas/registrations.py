@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from datetime import datetime
 from typing import Annotated, Literal
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shared.schemas.common import has_control_characters
+from shared.schemas.text import check_text, email, name_text
+from shared.schemas.urls import normalise_url
 
 Status = Literal["Pending", "Approved", "Rejected"]
 Decision = Literal["Approved", "Rejected"]
@@ -19,87 +18,27 @@ Transport = Literal["streamable-http", "sse"]
 AuditAction = Literal["Created", "Updated", "Approved", "Rejected", "Deleted"]
 
 SERVER_NAME_PATTERN = r"^[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+$"
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_HOST_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?$")
 
 
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def normalise_url(value: str) -> str:
-    """Absolute http(s), no user-info or fragment; scheme and host lower-cased, default port and
-    a trailing slash on a non-root path dropped, an empty path made `/`."""
-    if len(value) > 2048:
-        raise ValueError("must be at most 2048 characters")
-    if not value.isascii() or any(character.isspace() for character in value) or has_control_characters(value):
-        raise ValueError("must be an ASCII URL without spaces (percent-encode the path, use punycode hosts)")
-    parts = urlsplit(value)
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.netloc:
-        raise ValueError("must be an absolute http or https URL")
-    if "@" in parts.netloc:
-        raise ValueError("must not contain user information")
-    if parts.fragment or value.endswith("#"):
-        raise ValueError("must not contain a fragment")
-    host = parts.hostname
-    if not host or not (_HOST_NAME.match(host) or _is_ip_literal(host)):
-        raise ValueError("must name a valid host")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("has an invalid port") from None
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        netloc = f"{netloc}:{port}"
-    path = parts.path or "/"
-    if len(path) > 1 and path.endswith("/"):
-        path = path.rstrip("/") or "/"
-    normalised = urlunsplit((scheme, netloc, path, parts.query, ""))
-    if len(normalised) > 2048:
-        raise ValueError("must be at most 2048 characters")
-    return normalised
+def _endpoint_url(value: str) -> str:
+    return normalise_url(value)
 
 
 def _name(value: str) -> str:
-    trimmed = value.strip()
-    if has_control_characters(trimmed):
-        raise ValueError("must not contain control characters")
-    if not 3 <= len(trimmed) <= 200:
-        raise ValueError("must be 3 to 200 characters after trimming")
-    return trimmed
+    return name_text(value, 3, 200, "the name")
 
 
 def _description(value: str | None) -> str | None:
     if value is None:
         return None
-    if has_control_characters(value, allow_whitespace=True):
-        raise ValueError("must not contain control characters other than tabs and line breaks")
-    trimmed = value.strip()
+    trimmed = check_text(value, multiline=True).strip()
     return trimmed or None
 
 
-def _email(value: str) -> str:
-    trimmed = value.strip()
-    if len(trimmed) > 254 or not _EMAIL.match(trimmed) or has_control_characters(trimmed):
-        raise ValueError("must be an e-mail address of at most 254 characters")
-    return trimmed
-
-
 def _tools(value: list[str]) -> list[str]:
-    tools = [tool.strip() for tool in value]
-    for tool in tools:
-        if not 1 <= len(tool) <= 128:
-            raise ValueError("each tool name must be 1 to 128 characters after trimming")
-        if has_control_characters(tool):
-            raise ValueError("tool names must not contain control characters")
+    tools = [name_text(tool, 1, 128, "each tool name") for tool in value]
     if len(set(tools)) != len(tools):
-        raise ValueError("tool names must be distinct")
+        raise ValueError("tool names must be distinct (after NFKC normalisation and trimming)")
     return tools
 
 
@@ -112,24 +51,55 @@ def plain_search_text(value: str | None) -> str | None:
 
 def _version(value: str) -> str:
     if value.strip().lower() == "latest":
-        raise ValueError("must not be 'latest'")
-    if value != value.strip() or not value or has_control_characters(value) or " " in value:
+        raise ValueError("must not be 'latest'; name the version, such as 1.0.0")
+    if value != value.strip() or not value or " " in value:
         raise ValueError("must be a version without spaces, such as 1.0.0")
-    return value
+    return check_text(value)
 
+
+_TEXT_RULE = (
+    "No control characters, and no Unicode format characters (bidi controls such as U+202E, zero-width "
+    "characters), private-use characters or line/paragraph separators (categories Cf, Co, Zl, Zp)."
+)
+ENDPOINT_URL_RULES = (
+    "Absolute `https` URL (`http` only where the setting `ALLOW_HTTP_ENDPOINTS=true`), at most 2048 characters, "
+    "ASCII (an internationalised host in its `xn--` form), no user-info, no fragment. Refused: `localhost` and "
+    "`*.localhost`; a host whose last label is all digits or starts with `0x` (`2130706433`, `0x7f.1`); IP "
+    "literals that are loopback, private, shared (100.64.0.0/10), link-local (169.254.0.0/16, where cloud "
+    "metadata answers; fe80::/10), unique-local, multicast, reserved or unspecified, in IPv4-mapped and other "
+    "IPv6 forms too, and Azure's platform address 168.63.129.16, except networks listed in "
+    "`ALLOWED_ENDPOINT_NETWORKS`; a query parameter named like a credential (`code`, `key`, `apikey`, `api_key`, "
+    "`sig`, `signature`, `token`, `access_token`, `secret`, `password`; case-insensitive, `-` read as `_`): "
+    "secrets travel in headers. Stored normalised (RFC 3986 section 6): scheme and host lower-cased, a trailing "
+    "dot on the host dropped, the default port dropped, percent-encoding normalised (unreserved characters "
+    "decoded, hex upper-cased, characters that may not stand bare encoded), dot-segments removed, a trailing "
+    "`/` on a non-root path dropped. Unique, in that form, among registrations that are not deleted (409). "
+    "Each refusal's `errors[].type` names the rule (`url_scheme`, `url_address_refused`, `url_numeric_host`, "
+    "`url_host_refused`, `url_credential_parameter`...)."
+)
 
 EndpointUrl = Annotated[str, Field(max_length=2048, examples=["https://mcp.contoso.com/weather"],
+                                   description=ENDPOINT_URL_RULES,
                                    json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^@#\\s]+$"}),
-                        AfterValidator(normalise_url)]
-EndpointName = Annotated[str, Field(max_length=400, examples=["Weather Tools"]), AfterValidator(_name)]
-Description = Annotated[str | None, Field(max_length=2000), AfterValidator(_description)]
-OwnerContact = Annotated[str, Field(max_length=254, examples=["weather-team@contoso.com"],
-                                    json_schema_extra={"format": "email"}), AfterValidator(_email)]
-ToolNames = Annotated[list[Annotated[str, Field(max_length=256)]], Field(max_length=100, examples=[["forecast"]]),
+                        AfterValidator(_endpoint_url)]
+EndpointName = Annotated[str, Field(max_length=400, examples=["Weather Tools"], description=(
+    f"3 to 200 characters after NFKC normalisation and trimming. {_TEXT_RULE}")), AfterValidator(_name)]
+Description = Annotated[str | None, Field(max_length=2000, description=(
+    "At most 2000 characters; tabs and line breaks allowed. " + _TEXT_RULE.replace("No control characters",
+                                                                                   "No other control characters"))),
+                        AfterValidator(_description)]
+OwnerContact = Annotated[str, Field(max_length=254, examples=["weather-team@contoso.com"], description=(
+    "An ASCII e-mail address of at most 254 characters; an internationalised domain in its `xn--` form."),
+                                    json_schema_extra={"format": "email"}), AfterValidator(email)]
+ToolNames = Annotated[list[Annotated[str, Field(max_length=256)]], Field(
+    max_length=100, examples=[["forecast"]], description=(
+    f"0 to 100 distinct tool names, each 1 to 128 characters after NFKC normalisation and trimming. {_TEXT_RULE}")),
                       AfterValidator(_tools)]
 ServerName = Annotated[str, Field(min_length=3, max_length=200, pattern=SERVER_NAME_PATTERN,
                                   examples=["com.contoso.mcp/weather-tools"])]
-Version = Annotated[str, Field(min_length=1, max_length=255, examples=["1.0.0"]), AfterValidator(_version)]
+Version = Annotated[str, Field(min_length=1, max_length=255, examples=["1.0.0"],
+                               description=f"At most 255 characters, no spaces, not `latest`. {_TEXT_RULE}"),
+                    AfterValidator(_version)]
 
 
 class RegistrationCreate(BaseModel):
@@ -175,7 +145,9 @@ class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Decision
-    reason: Annotated[str | None, Field(max_length=1000), AfterValidator(_description)] = None
+    reason: Annotated[str | None, Field(max_length=1000, description=(
+        "At most 1000 characters; tabs and line breaks allowed. " + _TEXT_RULE.replace(
+            "No control characters", "No other control characters"))), AfterValidator(_description)] = None
 
 
 class RegistrationQuery(BaseModel):

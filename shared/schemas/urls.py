@@ -1,0 +1,151 @@
+"""The endpoint URL rules: which URLs a registration may name, and the one form each is stored in.
+
+Normalisation follows RFC 3986 section 6.2.2 (syntax-based) and 6.2.3 (scheme-based), so that
+URLs a client treats as the same endpoint are stored as the same text and collide on the unique
+index. Every refusal is a `PydanticCustomError` whose type names the rule (the audit tool
+reports it) and whose message tells the submitter what to do instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from pydantic_core import PydanticCustomError
+
+from shared.config import EndpointSettings, get_endpoint_settings
+from shared.endpoint_policy import address_refusal
+from shared.schemas.common import has_control_characters
+
+MAX_URL_LENGTH = 2048
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# Query parameter names that carry secrets (an Azure Functions `code` key, a SAS `sig`...),
+# compared case-insensitively with `-` read as `_`.
+CREDENTIAL_PARAMETERS = frozenset({
+    "code", "key", "apikey", "api_key", "sig", "signature", "token", "access_token", "secret", "password",
+})
+_HOST_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# What RFC 3986 lets stand unencoded in a path segment (pchar less unreserved) and in a query.
+_PATH_SAFE = frozenset("!$&'()*+,;=:@/")
+_QUERY_SAFE = _PATH_SAFE | frozenset("?")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _refuse(rule: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(rule, message)
+
+
+def _normalise_component(text: str, safe: frozenset[str]) -> str:
+    """Percent-encoding normalised (RFC 3986 6.2.2.1-2): unreserved characters decoded, other
+    escapes upper-cased, and characters that may not stand bare (`{`, `|`, `\\`...) encoded."""
+    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+        raise _refuse("url_percent_encoding", "has a '%' that starts no %XX escape; write a literal '%' as %25")
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        character = text[index]
+        if character == "%":
+            decoded = chr(int(text[index + 1:index + 3], 16))
+            out.append(decoded if decoded in _UNRESERVED else text[index:index + 3].upper())
+            index += 3
+            continue
+        out.append(character if character in _UNRESERVED or character in safe else f"%{ord(character):02X}")
+        index += 1
+    return "".join(out)
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4: `/a/./b/../c` -> `/a/c`."""
+    output: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if output:
+                output.pop()
+        elif segment != ".":
+            output.append(segment)
+    trailing = path.endswith(("/.", "/..")) and output
+    return "/" + "/".join(output) + ("/" if trailing else "")
+
+
+def _host(raw: str | None, settings: EndpointSettings) -> str:
+    """The host as stored (lower-cased, no trailing dot, IPv6 compressed), or a refusal."""
+    host = raw or ""
+    host = host[:-1] if host.endswith(".") else host
+    if "%" in host:
+        raise _refuse("url_host", "must name its host without percent-escapes or an IPv6 zone; use the plain host name")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        why = address_refusal(address, settings.allowed_networks)
+        if why is not None:
+            raise _refuse("url_address_refused", (
+                f"names {why}, which published clients must not be sent to; register a public host name, or "
+                "ask an operator to list the network in ALLOWED_ENDPOINT_NETWORKS"))
+        return f"[{address.compressed}]" if address.version == 6 else address.compressed
+    if not _HOST_NAME.match(host):
+        raise _refuse("url_host", "must name a valid host; write an internationalised name in its xn-- form")
+    if host == "localhost" or host.endswith(".localhost"):
+        raise _refuse("url_host_refused", "names localhost, which every client resolves to itself; "
+                                          "register the host name other machines reach the server by")
+    last = host.rsplit(".", 1)[-1]
+    if last.isdigit() or last.startswith("0x"):
+        raise _refuse("url_numeric_host", (
+            "names its host by a number that clients read as an IP address (such as 2130706433 or 0x7f.1); "
+            "register a host name, or the address in dotted-decimal form"))
+    return host
+
+
+def _check_query(query: str) -> None:
+    for pair in query.split("&"):
+        name = unquote(pair.split("=", 1)[0].replace("+", " ")).strip().lower().replace("-", "_")
+        if name in CREDENTIAL_PARAMETERS:
+            raise _refuse("url_credential_parameter", (
+                f"carries a credential in its query parameter {name!r}; published URLs are public, so remove "
+                "it and have clients send the secret in a header"))
+
+
+def normalise_url(value: str, settings: EndpointSettings | None = None) -> str:
+    """The stored form of an endpoint URL, or a refusal saying what to submit instead."""
+    settings = settings or get_endpoint_settings()
+    if len(value) > MAX_URL_LENGTH:
+        raise _refuse("url_too_long", f"must be at most {MAX_URL_LENGTH} characters")
+    if not value.isascii() or any(character.isspace() for character in value) or has_control_characters(value):
+        raise _refuse("url_characters", "must be an ASCII URL without spaces; percent-encode the path and "
+                                        "write an internationalised host in its xn-- form")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise _refuse("url_host", "must name a valid host; write an IPv6 address in brackets: [2001:db8::1]") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.netloc:
+        raise _refuse("url_scheme", "must be an absolute https URL, such as https://mcp.contoso.com/mcp")
+    if scheme == "http" and not settings.allow_http:
+        raise _refuse("url_scheme", (
+            "must use https: clients send their tokens to this endpoint; serve it over TLS (http is admitted "
+            "only where an operator sets ALLOW_HTTP_ENDPOINTS=true)"))
+    if "@" in parts.netloc:
+        raise _refuse("url_userinfo", "must not contain user information; have clients send credentials in a header")
+    if parts.fragment or "#" in value:
+        raise _refuse("url_fragment", "must not contain a fragment (#...); remove it")
+    host = _host(parts.hostname, settings)
+    try:
+        port = parts.port
+    except ValueError:
+        raise _refuse("url_port", "has an invalid port; use a number from 1 to 65535") from None
+    if port == 0:
+        raise _refuse("url_port", "has an invalid port; use a number from 1 to 65535")
+    netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    path = remove_dot_segments(_normalise_component(parts.path or "/", _PATH_SAFE))
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    query = _normalise_component(parts.query, _QUERY_SAFE)
+    if query:
+        _check_query(query)
+    normalised = urlunsplit((scheme, netloc, path, query, ""))
+    if len(normalised) > MAX_URL_LENGTH:
+        raise _refuse("url_too_long", f"must be at most {MAX_URL_LENGTH} characters once normalised")
+    return normalised
