@@ -27,8 +27,8 @@ EXAMPLES: list[tuple[dict[str, object], str | None]] = [
     ({"endpoint_url": "https://tickets.contoso.com/mcp", "endpoint_name": "Ticket Desk",
       "description": "Search and update support tickets.", "owner_contact": "helpdesk@contoso.com",
       "available_tools": ["search_tickets", "update_ticket"]}, None),
-    ({"endpoint_url": "http://legacy.contoso.com:8080/mcp", "endpoint_name": "Legacy Inventory",
-      "description": "Unencrypted inventory lookups.", "owner_contact": "inventory@contoso.com",
+    ({"endpoint_url": "https://legacy.contoso.com:8443/mcp", "endpoint_name": "Legacy Inventory",
+      "description": "Inventory lookups behind a self-signed certificate.", "owner_contact": "inventory@contoso.com",
       "available_tools": ["lookup_item"], "transport": "sse"}, "Rejected"),
 ]
 
