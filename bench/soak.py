@@ -26,7 +26,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -41,7 +40,7 @@ import psutil
 from shared.config import DatabaseSettings
 from tools.authority import DevAuthority
 from tools.migrate import migrate
-from tools.pgserver import PgServer, free_port
+from tools.pgserver import PgServer, free_port, scratch_folder
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 USERS = 20
@@ -274,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.minutes < 1 or args.concurrency < 1:
         parser.error("--minutes and --concurrency must be at least 1")
 
-    folder = Path(tempfile.mkdtemp(prefix="registry-soak-"))
+    folder = scratch_folder("registry-soak-")
     server = PgServer(folder / "data", free_port())
     authority = DevAuthority()
     process: subprocess.Popen[bytes] | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests import pgbouncer_support
+from tests import logscan, pgbouncer_support
 from tests.support import (
     Caller,
     PostgresCluster,
@@ -28,22 +27,23 @@ from tests.support import (
     start_host,
 )
 from tools.authority import DevAuthority
-from tools.pgserver import PgServer, free_port
+from tools.pgserver import PgServer, free_port, scratch_folder
 
 # Fails the run when a dev host's log holds a token, a password or an e-mail address (tests/logscan.py).
 pytest_plugins = ["tests.logscan"]
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
+def postgres(pytestconfig: pytest.Config) -> Iterator[PostgresCluster]:
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         with pgbouncer_support.in_front_of(external):
             yield PostgresCluster(external, None)
         return
-    folder = Path(tempfile.mkdtemp(prefix="registry-pg-"))
+    folder = scratch_folder("registry-pg-")
     server = PgServer(folder / "data", free_port())
     server.start()
+    logscan.forbid(pytestconfig, server.password)
     try:
         with pgbouncer_support.in_front_of(server.url):
             yield PostgresCluster(server.url, server)

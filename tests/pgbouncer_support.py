@@ -43,7 +43,7 @@ def in_front_of(server_url: str) -> Iterator[None]:
     parts = urlsplit(server_url)
     folder = Path(tempfile.mkdtemp(prefix="registry-pgbouncer-"))
     bouncer = PgBouncer(folder, parts.hostname or "127.0.0.1", parts.port or _DEFAULT_PORT,
-                        users=(parts.username or "postgres",))
+                        users=((parts.username or "postgres", parts.password or ""),))
     try:
         bouncer.start()
     except PgBouncerUnavailable as error:

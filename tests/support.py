@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -25,7 +24,7 @@ from shared.config import DatabaseSettings
 from tests import pgbouncer_support
 from tools.authority import DevAuthority
 from tools.migrate import migrate
-from tools.pgserver import PgServer, free_port
+from tools.pgserver import PgServer, free_port, scratch_folder
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -176,7 +175,7 @@ class Caller:
 def throwaway_server(prefix: str) -> Iterator[PgServer]:
     """An initialised PostgreSQL that nothing else uses, in a folder removed afterwards; the
     caller starts (and may stop) it."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder = scratch_folder(prefix)
     server = PgServer(folder / "data", free_port())
     server.ensure_initialised()
     try:

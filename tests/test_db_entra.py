@@ -13,13 +13,11 @@ import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -31,7 +29,7 @@ from shared.config import ConfigError, DatabaseSettings
 from shared.db import ENTRA_DATABASE_SCOPE, Database, connect_options, entra_password
 from shared.errors import ServiceUnavailable
 from tests.support import PROJECT_ROOT, run
-from tools.pgserver import PgServer, free_port
+from tools.pgserver import PgServer, free_port, scratch_folder
 
 APP_ROLE = "registry_app"
 AN_HOUR = 3600
@@ -59,12 +57,8 @@ class ScramServer:
 
 @pytest.fixture(scope="module")
 def scram_server() -> Iterator[ScramServer]:
-    folder = Path(tempfile.mkdtemp(prefix="registry-pg-entra-"))
+    folder = scratch_folder("registry-pg-entra-")
     server = PgServer(folder / "data", free_port())
-    server.ensure_initialised()
-    hba = server.data_dir / "pg_hba.conf"
-    # First match wins: the app's role needs a password over TCP, `postgres` stays trusted.
-    hba.write_text(f"host all {APP_ROLE} 127.0.0.1/32 scram-sha-256\n{hba.read_text()}")
     server.start()
     try:
         run(_create_role(server.url))

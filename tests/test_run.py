@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import pytest
 from tests.support import PROJECT_ROOT, Sql
 from tools.authority import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID
 from tools.migrate import MIGRATIONS_DIR
-from tools.pgserver import free_port
+from tools.pgserver import PgServer, free_port, scratch_folder
 from tools.run import app_environment, parse_arguments, shown_url
 
 READY = "  Press Ctrl-C to stop."
@@ -117,8 +116,8 @@ def verified_claims(token: str, ports: Ports) -> dict[str, Any]:
     return claims
 
 
-def database_state(ports: Ports) -> tuple[list[tuple[str, str]], int]:
-    sql = Sql(f"postgresql://postgres@127.0.0.1:{ports.postgres}/registry")
+def database_state(data_dir: Path, ports: Ports) -> tuple[list[tuple[str, str]], int]:
+    sql = Sql(PgServer(data_dir / "pg", ports.postgres).database_url("registry"))
     migrations = [(row["version"], row["checksum"]) for row in sql.fetch(
         "SELECT version, checksum FROM schema_migrations ORDER BY version"
     )]
@@ -129,7 +128,7 @@ def database_state(ports: Ports) -> tuple[list[tuple[str, str]], int]:
 def data_dir() -> Iterator[Path]:
     # Not under tmp_path: another pytest session starting meanwhile makes pytest's temporary root
     # private again, and PostgreSQL runs as its own user when we are root.
-    folder = Path(tempfile.mkdtemp(prefix="registry-run-"))
+    folder = scratch_folder("registry-run-")
     yield folder / "data"
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -167,7 +166,7 @@ def test_run_serves_the_api_stops_everything_and_keeps_the_data(data_dir: Path, 
     assert me.status_code == 200
     assert (me.json()["email"], me.json()["is_admin"]) == ("ada.admin@example.com", True)
 
-    migrations, registrations = database_state(ports)
+    migrations, registrations = database_state(data_dir, ports)
     assert [version for version, _ in migrations] == sorted(path.stem for path in MIGRATIONS_DIR.glob("*.sql"))
     assert (registrations > 0) == HAS_SEED
 
@@ -182,7 +181,7 @@ def test_run_serves_the_api_stops_everything_and_keeps_the_data(data_dir: Path, 
     assert "creating database" not in output
     assert "adding example registrations" not in output
     assert "run: schema is current\n" in output
-    assert database_state(ports) == (migrations, registrations)
+    assert database_state(data_dir, ports) == (migrations, registrations)
     # Tokens minted on the first run stay valid: the signing key is kept with the data.
     assert verified_claims(banner_token(first.output(), "USER_TOKEN"), ports)["name"] == "Uma User"
 

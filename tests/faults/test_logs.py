@@ -46,18 +46,11 @@ def with_credentials(url: str, user: str, password: str) -> str:
     return urlunsplit((parts.scheme, f"{user}:{password}@{parts.hostname}:{parts.port}", parts.path, "", ""))
 
 
-def require_passwords_for_the_app_role(server: PgServer) -> None:
-    """Trust stays for the tests' own superuser; the app's role must sign in with its password."""
-    hba = server.data_dir / "pg_hba.conf"
-    hba.write_text(f"host all {APP_ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
-
-
 def test_a_host_logs_no_token_no_password_and_no_email(
     dedicated_server: PgServer, authority: DevAuthority, host_factory: HostFactory,
     make_caller: Callable[..., Caller], pytestconfig: pytest.Config,
 ) -> None:
     server = dedicated_server
-    require_passwords_for_the_app_role(server)
     server.start()
     url = PostgresCluster(server.url, server).migrated_database()
     password, wrong_password = f"secret-{uuid.uuid4().hex}", f"secret-{uuid.uuid4().hex}"
