@@ -196,10 +196,19 @@ async def walk_the_docs(websocket_url: str, api: str, token: str, document: dict
         await page.click(".auth-container .auth-btn-wrapper .btn.authorize")
         await page.click(".auth-btn-wrapper .btn-done")
         me_status = await try_it_out(page, block("users_get_me", "users"))
-
+        storage = await page.evaluate(
+            "JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage), document.cookie])")
         shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=False)
+        problems = page.problems()
+        # A fresh load (the deep link's fragment dropped; Swagger UI warns about old-style ones).
+        await page.send("Page.navigate", url=f"{api}/docs")
+        await page.wait_for("document.readyState === 'complete'")
+        await page.wait_for(f"document.querySelectorAll('.opblock').length === {len(operations)}")
+        # Swagger UI marks the Authorize button `locked` while it holds a token.
+        authorized_after_reload = await page.evaluate("!!document.querySelector('.btn.authorize.locked')")
         return {"text": text, "missing_blocks": missing_blocks, "health": health_status, "me": me_status,
-                "problems": page.problems(), "urls": page.requested_urls(), "screenshot": shot["data"]}
+                "storage": storage, "authorized_after_reload": authorized_after_reload,
+                "problems": problems, "urls": page.requested_urls(), "screenshot": shot["data"]}
 
 
 def test_the_docs_list_every_operation_and_try_it_out_works(
@@ -217,6 +226,10 @@ def test_the_docs_list_every_operation_and_try_it_out_works(
             assert operation["operationId"] in seen["text"]
     assert seen["health"] == "200"
     assert seen["me"] == "200"
+    # The pasted token is kept nowhere the page outlives: not in storage, gone after a reload.
+    assert user.token not in seen["storage"]
+    assert "authorized" not in json.loads(seen["storage"])[0]
+    assert seen["authorized_after_reload"] is False
     assert seen["problems"] == []
     origin = api.removesuffix("/api")
     assert [url for url in seen["urls"] if not url.startswith((f"{origin}/", "data:"))] == []

@@ -13,8 +13,9 @@
     displayOperationId: true,
     displayRequestDuration: true,
     filter: true,
-    // A pasted token survives a reload of the page; it is kept only in this browser.
-    persistAuthorization: true,
+    // A pasted token lives only as long as the page: never in localStorage, where any script of
+    // this origin (or anyone at the keyboard later) could read it back.
+    persistAuthorization: false,
     // Never send the document to the public validator service: the page must work offline.
     validatorUrl: null,
     oauth2RedirectUrl: new URL(settings.oauth2RedirectUrl, window.location.href).href,
