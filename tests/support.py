@@ -97,7 +97,7 @@ class Sql:
 def app_environment(database_url: str, authority: DevAuthority, **overrides: str) -> dict[str, str]:
     environment = {
         key: value for key, value in os.environ.items()
-        if not key.startswith(("ENTRA_", "DB_", "REGISTRY_", "CORS_")) and key != "DATABASE_URL"
+        if not key.startswith(("ENTRA_", "DB_", "REGISTRY_", "CORS_", "ALLOW_", "ALLOWED_")) and key != "DATABASE_URL"
     }
     environment.update({
         "DATABASE_URL": database_url,

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from shared.schemas.common import has_control_characters
 from shared.schemas.text import check_text, email, name_text
@@ -38,7 +39,8 @@ def _description(value: str | None) -> str | None:
 def _tools(value: list[str]) -> list[str]:
     tools = [name_text(tool, 1, 128, "each tool name") for tool in value]
     if len(set(tools)) != len(tools):
-        raise ValueError("tool names must be distinct (after NFKC normalisation and trimming)")
+        raise PydanticCustomError("tool_names_not_distinct",
+                                  "tool names must be distinct after NFKC normalisation and trimming; drop repeats")
     return tools
 
 
