@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-older-pg test-pgbouncer lint migrate token bench soak fuzz clean
+.PHONY: help venv run test test-older-pg test-pgbouncer lint migrate audit token bench soak fuzz clean
 
 # The suite again on another database server covers what talks to the database; the tests of
 # infra, docs, packaging and tooling do not change with the server.
@@ -48,6 +48,9 @@ lint: $(STAMP) ## ruff and mypy
 
 migrate: $(STAMP) ## apply sql/migrations to DATABASE_URL
 	$(PY) -m tools.migrate
+
+audit: $(STAMP) ## list live registrations in DATABASE_URL that today's submission rules would refuse
+	$(PY) -m tools.audit_registrations $(ARGS)
 
 token: $(STAMP) ## mint a development token, e.g. make token ARGS="--name Ada --admin"
 	@$(PY) -m tools.token $(ARGS)

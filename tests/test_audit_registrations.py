@@ -1,0 +1,149 @@
+"""`python -m tools.audit_registrations` on a database filled, through SQL, with rows from before
+the submission rules: it lists each live row's broken rules, and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+
+import pytest
+
+from tests.support import PROJECT_ROOT, PostgresCluster, Sql
+
+# (endpoint_url, endpoint_name, description, owner_contact, available_tools, status, deleted)
+ROWS: list[tuple[str, str, str | None, str, list[str], str, bool]] = [
+    ("https://mcp.contoso.com/weather", "Weather Tools", "Fine.", "weather@contoso.com", ["forecast"], "Approved",
+     False),
+    ("http://169.254.169.254/latest/meta-data", "Metadata", None, "ops@contoso.com", [], "Approved", False),
+    ("https://127.0.0.1:11434/api", "Local Model", None, "ops@contoso.com", [], "Pending", False),
+    ("https://weather-fn.azurewebsites.net/api/mcp?code=k3y", "Function", None, "ops@contoso.com", [], "Approved",
+     False),
+    ("https://Tickets.Contoso.com./mcp/", "Ticket Desk", None, "helpdesk@contoso.com", [], "Approved", False),
+    ("https://dup.contoso.com/weather", "Dup One", None, "ops@contoso.com", [], "Approved", False),
+    ("https://dup.contoso.com/%77eather", "Dup Two", None, "ops@contoso.com", [], "Pending", False),
+    ("https://names.contoso.com/a", "Contoso Weather \u202edce812-LLAB\u202c", "Zero\u200bwidth",
+     "ceo\u202e@contoso.com", ["ｆｏｒｅｃａｓｔ"], "Rejected", False),
+    ("https://2130706433/", "Deleted Already", None, "ops@contoso.com", [], "Approved", True),
+]
+
+
+def expected_lines(ids: list[str]) -> list[str]:
+    def line(index: int, status: str, field: str, rule: str, message: str) -> str:
+        return f"{ids[index]}  {status:<8}  {field:<15}  {rule:<26}  {message}"
+
+    address = ("names {}, which published clients must not be sent to; register a public host name, or ask an "
+               "operator to list the network in ALLOWED_ENDPOINT_NETWORKS")
+    return [
+        line(1, "Approved", "endpoint_url", "url_scheme",
+             "must use https: clients send their tokens to this endpoint; serve it over TLS (http is admitted only "
+             "where an operator sets ALLOW_HTTP_ENDPOINTS=true)"),
+        line(2, "Pending", "endpoint_url", "url_address_refused", address.format("a loopback address")),
+        line(3, "Approved", "endpoint_url", "url_credential_parameter",
+             "carries a credential in its query parameter 'code'; published URLs are public, so remove it and have "
+             "clients send the secret in a header"),
+        line(4, "Approved", "endpoint_url", "url_not_normalised",
+             "is stored un-normalised; normalised it is https://tickets.contoso.com/mcp"),
+        line(6, "Pending", "endpoint_url", "url_not_normalised",
+             "is stored un-normalised; normalised it is https://dup.contoso.com/weather"),
+        line(7, "Rejected", "endpoint_name", "text_invisible_character",
+             "contains the invisible or direction-changing character U+202E (a bidi control, zero-width, "
+             "private-use or separator character), which can make text render as something else; remove it"),
+        line(7, "Rejected", "description", "text_invisible_character",
+             "contains the invisible or direction-changing character U+200B (a bidi control, zero-width, "
+             "private-use or separator character), which can make text render as something else; remove it"),
+        line(7, "Rejected", "owner_contact", "email_not_ascii",
+             "must be an ASCII e-mail address; write an internationalised domain in its xn-- form (as the "
+             "domain's DNS name) and use an ASCII mailbox name"),
+        line(7, "Rejected", "available_tools", "text_not_normalised",
+             "NFKC normalisation and trimming would change it"),
+        line(5, "Approved", "endpoint_url", "url_equivalent_duplicate",
+             f"normalises to https://dup.contoso.com/weather, as registration(s) {ids[6]} do"),
+        line(6, "Pending", "endpoint_url", "url_equivalent_duplicate",
+             f"normalises to https://dup.contoso.com/weather, as registration(s) {ids[5]} do"),
+        "11 finding(s) in 7 live registration(s)",
+    ]
+
+
+@pytest.fixture
+def legacy_database(postgres: PostgresCluster) -> tuple[str, list[str]]:
+    """A database holding the rows above, written as they were before the rules, oldest first."""
+    url = postgres.migrated_database("registry_audit")
+    sql = Sql(url)
+    submitter = sql.fetchval("INSERT INTO users (entra_id, email, display_name) VALUES ($1, NULL, 'Old') "
+                             "RETURNING user_id", str(uuid.uuid4()))
+    ids = []
+    for index, (endpoint_url, name, description, contact, tools, status, deleted) in enumerate(ROWS):
+        ids.append(str(sql.fetchval(
+            """INSERT INTO registrations (endpoint_url, endpoint_name, description, owner_contact, available_tools,
+                   status, submitter_id, server_name, created_at, deleted_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() - make_interval(mins => 100 - $9),
+                       CASE WHEN $10 THEN now() END)
+               RETURNING registration_id""",
+            endpoint_url, name, description, contact, tools, status, submitter, f"com.contoso/legacy-{index}",
+            index, deleted)))
+    return url, ids
+
+
+def audit(environment: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items()
+             if key not in ("DATABASE_URL", "ALLOW_HTTP_ENDPOINTS", "ALLOWED_ENDPOINT_NETWORKS")}
+    return subprocess.run([sys.executable, "-m", "tools.audit_registrations", *args], cwd=PROJECT_ROOT,
+                          env={**clean, **environment}, capture_output=True, text=True, timeout=120)
+
+
+def snapshot(sql: Sql) -> list[tuple[object, ...]]:
+    return [tuple(row) for row in sql.fetch("SELECT * FROM registrations ORDER BY registration_id")]
+
+
+def test_lists_each_live_row_with_the_rule_it_breaks_and_changes_nothing(
+    legacy_database: tuple[str, list[str]]
+) -> None:
+    url, ids = legacy_database
+    sql = Sql(url)
+    before = snapshot(sql)
+    result = audit({"DATABASE_URL": url})
+    assert (result.returncode, result.stderr) == (1, "")
+    assert result.stdout.splitlines() == expected_lines(ids)
+    assert snapshot(sql) == before
+
+
+def test_json_output_and_the_endpoint_settings_are_honoured(legacy_database: tuple[str, list[str]]) -> None:
+    url, ids = legacy_database
+    result = audit({"DATABASE_URL": url, "ALLOW_HTTP_ENDPOINTS": "true",
+                    "ALLOWED_ENDPOINT_NETWORKS": "169.254.169.254/32, 127.0.0.0/8"}, "--json")
+    assert result.returncode == 1, result.stderr
+    findings = json.loads(result.stdout)
+    assert {(finding["registration_id"], finding["rule"]) for finding in findings
+            if finding["field"] == "endpoint_url"} == {
+        (ids[3], "url_credential_parameter"), (ids[4], "url_not_normalised"), (ids[6], "url_not_normalised"),
+        (ids[5], "url_equivalent_duplicate"), (ids[6], "url_equivalent_duplicate"),
+    }
+    assert set(findings[0]) == {"registration_id", "status", "field", "rule", "message"}
+
+
+def test_a_clean_database_exits_0(postgres: PostgresCluster) -> None:
+    url = postgres.migrated_database("registry_audit")
+    result = audit({"DATABASE_URL": url})
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "every live registration passes the current rules\n", "")
+
+
+def test_help_and_configuration_errors(postgres: PostgresCluster) -> None:
+    helped = audit({}, "--help")
+    assert helped.returncode == 0
+    assert "DATABASE_URL" in helped.stdout
+    assert "Exit status: 0 nothing found, 1 findings listed, 2 configuration or database error." in " ".join(
+        helped.stdout.split())
+    missing = audit({})
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr == "audit_registrations: configuration error: DATABASE_URL is required but not set\n"
+    bad_network = audit({"DATABASE_URL": postgres.admin_url, "ALLOWED_ENDPOINT_NETWORKS": "intranet"})
+    assert bad_network.returncode == 2
+    assert bad_network.stderr.startswith("audit_registrations: configuration error: ALLOWED_ENDPOINT_NETWORKS")
+    no_table = audit({"DATABASE_URL": postgres.create_database("registry_audit_empty")})
+    assert no_table.returncode == 2
+    assert no_table.stderr.startswith("audit_registrations: cannot read the registrations (UndefinedTableError")

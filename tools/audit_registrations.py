@@ -1,0 +1,166 @@
+"""List the live registrations that today's submission rules would refuse, changing nothing.
+
+    python -m tools.audit_registrations          # one line per broken rule
+    python -m tools.audit_registrations --json   # the same as a JSON array
+
+Rows submitted before a rule existed stay as they are (no migration rewrites what people
+submitted or what the feed publishes); this report tells an operator which ones to look at and
+why. Each finding names the registration, its status, the field, the rule (the `errors[].type`
+the API answers with today) and what is wrong. Two more rules only an existing row can break:
+`url_not_normalised` (the stored URL differs from its normalised form, so an equivalent spelling
+could still be submitted beside it) and `url_equivalent_duplicate` (live rows whose URLs
+normalise to the same one); `text_not_normalised` is a name or tool name that NFKC and trimming
+would change.
+
+Reads DATABASE_URL (and DB_AUTH, as the app does) and the endpoint settings
+ALLOW_HTTP_ENDPOINTS and ALLOWED_ENDPOINT_NETWORKS, so it judges as the running app would.
+Exit status: 0 when no live registration breaks a rule, 1 when some do, 2 when the settings are
+wrong or the database cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import asyncpg
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
+
+from shared.config import ConfigError, DatabaseSettings, EndpointSettings
+from shared.db import UNAVAILABLE_ERRORS, connect_options
+from shared.schemas.registrations import Description, EndpointName, OwnerContact, ToolNames, Version
+from shared.schemas.text import check_text
+from shared.schemas.urls import normalise_url
+
+LIVE_ROWS = """
+SELECT registration_id, status, endpoint_url, endpoint_name, description, owner_contact, available_tools,
+       version, status_reason
+FROM registrations WHERE deleted_at IS NULL
+ORDER BY created_at, registration_id
+"""
+
+
+@dataclass(frozen=True)
+class Finding:
+    registration_id: str
+    status: str
+    field: str
+    rule: str
+    message: str
+
+    def line(self) -> str:
+        return f"{self.registration_id}  {self.status:<8}  {self.field:<15}  {self.rule:<26}  {self.message}"
+
+
+def _reason(value: str) -> str:
+    return check_text(value, multiline=True)
+
+
+# Each field's rules as the API applies them; a value they would change was stored un-normalised.
+_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "endpoint_name": TypeAdapter(EndpointName).validate_python,
+    "description": TypeAdapter(Description).validate_python,
+    "owner_contact": TypeAdapter(OwnerContact).validate_python,
+    "available_tools": TypeAdapter(ToolNames).validate_python,
+    "version": TypeAdapter(Version).validate_python,
+    "status_reason": _reason,
+}
+_NORMALISED_FIELDS = ("endpoint_name", "available_tools")
+
+
+def _check(rules: Callable[[Any], Any], value: Any, make: Callable[[str, str], Finding]) -> tuple[Any, list[Finding]]:
+    try:
+        return rules(value), []
+    except ValidationError as error:
+        return None, [make(item["type"], item["msg"]) for item in error.errors(include_url=False)]
+    except PydanticCustomError as error:
+        # The URL and text rules raise it directly when called outside a model.
+        return None, [make(error.type, error.message())]
+
+
+def findings_for(row: dict[str, Any], settings: EndpointSettings) -> tuple[list[Finding], str | None]:
+    """What `row` breaks, and its normalised URL (None when the URL itself is refused)."""
+    identity, status = str(row["registration_id"]), row["status"]
+    found: list[Finding] = []
+
+    def maker(field: str) -> Callable[[str, str], Finding]:
+        return lambda rule, message: Finding(identity, status, field, rule, message)
+
+    url, url_findings = _check(lambda value: normalise_url(value, settings), row["endpoint_url"], maker("endpoint_url"))
+    found += url_findings
+    if url is not None and url != row["endpoint_url"]:
+        found.append(maker("endpoint_url")("url_not_normalised", f"is stored un-normalised; normalised it is {url}"))
+    for field, rules in _FIELDS.items():
+        value = row[field]
+        if value is None:
+            continue
+        normalised, field_findings = _check(rules, value, maker(field))
+        found += field_findings
+        if field in _NORMALISED_FIELDS and normalised is not None and normalised != value:
+            found.append(maker(field)("text_not_normalised", "NFKC normalisation and trimming would change it"))
+    return found, url
+
+
+async def audit(database: DatabaseSettings, endpoints: EndpointSettings) -> list[Finding]:
+    connection: asyncpg.Connection = await asyncpg.connect(**connect_options(database))
+    try:
+        await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        found: list[Finding] = []
+        by_url: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        # A read-only transaction: the report can never change a row, and a cursor streams big tables.
+        async with connection.transaction(readonly=True):
+            async for record in connection.cursor(LIVE_ROWS):
+                row = dict(record)
+                row_findings, url = findings_for(row, endpoints)
+                found += row_findings
+                if url is not None:
+                    by_url[url].append((str(row["registration_id"]), row["status"]))
+        for url, rows in by_url.items():
+            if len(rows) > 1:
+                for identity, status in rows:
+                    others = ", ".join(other for other, _ in rows if other != identity)
+                    found.append(Finding(identity, status, "endpoint_url", "url_equivalent_duplicate",
+                                         f"normalises to {url}, as registration(s) {others} do"))
+        return found
+    finally:
+        await connection.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.audit_registrations",
+        description="List live registrations that the current submission rules would refuse, with the rule each "
+                    "breaks. Reads DATABASE_URL, ALLOW_HTTP_ENDPOINTS and ALLOWED_ENDPOINT_NETWORKS; changes nothing.",
+        epilog="Exit status: 0 nothing found, 1 findings listed, 2 configuration or database error.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the findings as a JSON array")
+    args = parser.parse_args(argv)
+    try:
+        found = asyncio.run(audit(DatabaseSettings.from_env(), EndpointSettings.from_env()))
+    except ConfigError as error:
+        print(f"audit_registrations: configuration error: {error}", file=sys.stderr)
+        return 2
+    except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as error:
+        print(f"audit_registrations: cannot read the registrations ({type(error).__name__}: {error})",
+              file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([asdict(finding) for finding in found], indent=2))
+    else:
+        for finding in found:
+            print(finding.line())
+        rows = len({finding.registration_id for finding in found})
+        print(f"{len(found)} finding(s) in {rows} live registration(s)" if found
+              else "every live registration passes the current rules")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
