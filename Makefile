@@ -2,10 +2,14 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.in requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# requirements.txt is generated from requirements.in: every package pinned, with its hashes, for
+# every platform and Python 3.11 on (the Function App runs 3.11), so Azure's remote build installs it.
+LOCK_COMMAND := uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" requirements.in -o requirements.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-older-pg test-pgbouncer lint migrate audit token bench soak fuzz clean
+.PHONY: help venv lock run test test-older-pg test-pgbouncer lint migrate audit token bench soak fuzz clean
 
 # The suite again on another database server covers what talks to the database; the tests of
 # infra, docs, packaging and tooling do not change with the server.
@@ -16,14 +20,19 @@ SERVER_INDEPENDENT := --ignore=tests/infra --ignore=tests/test_fuzz.py --ignore=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.in requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (set PYTHON=python3.11)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install what the app and its tools need
+
+lock: ## regenerate requirements.txt (pinned, hash-checked) from requirements.in; run after editing it
+	@test -x $(VENV)/bin/uv || { test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install --quiet "uv>=0.9,<1"; }
+	$(VENV)/bin/$(LOCK_COMMAND)
 
 run: $(STAMP) ## serve the API on http://127.0.0.1:7071/api with a local database and sign-in authority
 	$(PY) -m tools.run $(ARGS)

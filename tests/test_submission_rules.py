@@ -109,7 +109,7 @@ REFUSED_URLS = [
     ("https://mcp.contoso.com/mcp?Api-Key=abc", CREDENTIAL),
     ("https://mcp.contoso.com/mcp?access_token=abc", CREDENTIAL),
     ("https://mcp.contoso.com/mcp?token", CREDENTIAL),
-    ("https://mcp.contoso.com/mcp?password=hunter2", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?password=x", CREDENTIAL),
     ("https://mcp.contoso.com/mcp?secret=s", CREDENTIAL),
     ("https://mcp.contoso.com/mcp?apikey=k&key=k", CREDENTIAL),
     ("https://mcp.contoso.com/mcp?signature=s", CREDENTIAL),
