@@ -46,7 +46,8 @@ def check_text(value: str, *, multiline: bool = False) -> str:
 
 def name_text(value: str, minimum: int, maximum: int, what: str) -> str:
     """A name as stored: checked, NFKC-normalised, trimmed and within `minimum`..`maximum`."""
-    normalised = unicodedata.normalize("NFKC", check_text(value)).strip()
+    # Checked after NFKC, which decomposes compatibility forms but keeps every refused character.
+    normalised = check_text(unicodedata.normalize("NFKC", value)).strip()
     if not minimum <= len(normalised) <= maximum:
         raise PydanticCustomError("text_length", f"{what} must be {minimum} to {maximum} characters after trimming")
     return normalised
