@@ -95,6 +95,10 @@ class Operation:
     description: str = ""
     cors: bool = False
     links: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # A catch-all trigger serves several shapes of path: each is documented as its own path
+    # (`path`, in OpenAPI form) with its own operationId (`name`).
+    path: str | None = None
+    name: str | None = None
 
 
 # Problem statuses: the generic meaning, used where an operation gives none of its own.
@@ -160,7 +164,12 @@ GitHub Copilot). Anonymous unless the deployment sets `REGISTRY_FEED_AUTH=entra`
 non-deleted registrations appear. Every answer carries CORS headers for any origin, is cacheable
 for a minute and carries an `ETag`; `If-None-Match` with it answers 304."""
 
-_SERVER_NAME_NOTE = "`serverName` is URL-encoded in the path: `com.example%2Fweather`."
+_SERVER_NAME_NOTE = """`serverName` is sent URL-encoded (`com.example%2Fweather`); Azure's front end decodes the
+`%2F` before the app sees it, so the name may equally arrive as two segments (`com.example/weather`):
+both are served."""
+_SERVER = "v0.1/servers/{serverName}/{*rest}"
+_VERSIONS = "/v0.1/servers/{serverName}/versions"
+_VERSION = "/v0.1/servers/{serverName}/versions/{version}"
 
 _CREATE_EXAMPLE = {
     "endpoint_url": "https://mcp.contoso.com/weather",
@@ -295,26 +304,25 @@ including entries deleted or withdrawn since then with status `deleted`. Unknown
 are ignored.""",
     ),
     Operation(
-        "v0.1/servers/{serverName}/versions", "GET", "feed_server_versions", "The versions of one server", "feed",
-        "feed",
+        _SERVER, "GET", "feed_server", "The versions of one server", "feed", "feed",
         (Answer(200, "Its one live version, as a list.", ServerList, ("ETag",)),
          Answer(304, _NOT_MODIFIED, None, ("ETag",))),
         {404: "No published server has this name.", 503: SIGNED_IN[503]}, cors=True,
-        description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE,
+        description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE, path=_VERSIONS, name="feed_server_versions",
     ),
     Operation(
-        "v0.1/servers/{serverName}/versions/{version}", "GET", "feed_server_version", "One version of one server",
-        "feed", "feed",
+        _SERVER, "GET", "feed_server", "One version of one server", "feed", "feed",
         (Answer(200, "The server.", ServerResponse, ("ETag",)), Answer(304, _NOT_MODIFIED, None, ("ETag",))),
         {404: "No published server has this name and version.", 503: SIGNED_IN[503]}, cors=True,
         description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE + " `version` may be `latest`.",
+        path=_VERSION, name="feed_server_version",
     ),
     Operation("v0.1/servers", "OPTIONS", "feed_servers", "CORS preflight", "feed", "anonymous",
               (Answer(204, _PREFLIGHT),), cors=True),
-    Operation("v0.1/servers/{serverName}/versions", "OPTIONS", "feed_server_versions", "CORS preflight", "feed",
-              "anonymous", (Answer(204, _PREFLIGHT),), cors=True),
-    Operation("v0.1/servers/{serverName}/versions/{version}", "OPTIONS", "feed_server_version", "CORS preflight",
-              "feed", "anonymous", (Answer(204, _PREFLIGHT),), cors=True),
+    Operation(_SERVER, "OPTIONS", "feed_server", "CORS preflight", "feed", "anonymous",
+              (Answer(204, _PREFLIGHT),), cors=True, path=_VERSIONS, name="feed_server_versions"),
+    Operation(_SERVER, "OPTIONS", "feed_server", "CORS preflight", "feed", "anonymous",
+              (Answer(204, _PREFLIGHT),), cors=True, path=_VERSION, name="feed_server_version"),
     Operation(
         "openapi.json", "GET", "openapi_document", "This OpenAPI document", "docs", "anonymous",
         (Answer(200, "The OpenAPI 3.1 description of every operation.", JSON_DOCUMENT, ("ETag",)),
@@ -379,7 +387,7 @@ _HEADERS: dict[str, dict[str, Any]] = {
 _PATH_PARAMETERS = {
     "registration_id": "The registration's id.",
     "user_id": "The user's id.",
-    "serverName": "The server's name, URL-encoded: `com.example%2Fweather`.",
+    "serverName": "The server's name, URL-encoded: `com.example%2Fweather` (a decoded `/` works too).",
     "version": "A version of the server, or `latest`.",
     "asset": "The file's name.",
 }
@@ -423,8 +431,14 @@ def asset_names() -> tuple[str, ...]:
 
 
 def operation_id(operation: Operation) -> str:
-    """The function's name; a preflight shares its function with a GET, and ids must be unique."""
-    return f"{operation.function}_preflight" if operation.method == "OPTIONS" else operation.function
+    """The function's name (or the operation's own under a catch-all); a preflight shares its function
+    with a GET, and ids must be unique."""
+    name = operation.name or operation.function
+    return f"{name}_preflight" if operation.method == "OPTIONS" else name
+
+
+def documented_path(operation: Operation) -> str:
+    return operation.path or openapi_path(operation.route)
 
 
 def _oauth_scope(entra: EntraSettings) -> str:
@@ -528,7 +542,7 @@ def _problem(status: int, description: str, schemas: _Schemas, cors: bool) -> di
 
 def _parameters(operation: Operation, schemas: _Schemas) -> list[dict[str, Any]]:
     parameters = []
-    for match in _ROUTE_PARAMETER.finditer(operation.route):
+    for match in _ROUTE_PARAMETER.finditer(operation.path or operation.route):
         name = match["name"]
         schema = dict(_CONSTRAINT_SCHEMAS.get(match["constraint"], {"type": "string"}))
         if name == "asset":
@@ -593,7 +607,7 @@ def build(settings: Settings) -> dict[str, Any]:
     schemas = _Schemas(OPERATIONS)
     paths: dict[str, dict[str, Any]] = {}
     for operation in OPERATIONS:
-        item = paths.setdefault(openapi_path(operation.route), {})
+        item = paths.setdefault(documented_path(operation), {})
         item[operation.method.lower()] = _operation(operation, schemas, entra, settings.feed_auth)
     return {
         "openapi": OPENAPI_VERSION,

@@ -228,6 +228,53 @@ def test_only_live_approved_registrations_are_listed(client: httpx.Client, user:
     assert_problem(client.get(version_path(named["approved"], "9.9.9")), 404, "Server not found.")
 
 
+def test_a_server_is_found_with_its_slash_decoded_as_azure_delivers_it_or_encoded(
+    client: httpx.Client, user: Caller, admin: Caller
+) -> None:
+    # VS Code sends encodeURIComponent(name); Azure's front end decodes the %2F before routing
+    # (azure-functions-host #9290, #3998, #5619) and so does the dev host.
+    marker = new_marker()
+    name = f"com.{marker}/weather"
+    approve(client, user, admin, server_name=name, version="2.1.0")
+    latest = server(client, name)
+    listed = {"servers": [latest], "metadata": {"count": 1}}
+    namespace = f"com.{marker}"
+    for spelled in (name, f"{namespace}%2Fweather", f"{namespace}%2fweather"):
+        for suffix, expected in (("versions", listed), ("versions/latest", latest), ("versions/2.1.0", latest),
+                                 ("VERSIONS/latest", latest)):
+            response = client.get(f"/v0.1/servers/{spelled}/{suffix}")
+            assert (response.status_code, response.json()) == (200, expected), (spelled, suffix)
+            assert_cors(response)
+        preflight = client.options(f"/v0.1/servers/{spelled}/versions/latest",
+                                   headers={"Origin": "https://vscode.dev", "Access-Control-Request-Method": "GET"})
+        assert preflight.status_code == 204
+        assert_cors(preflight)
+
+
+@pytest.mark.parametrize("path", [
+    "/v0.1/servers/com.x",
+    "/v0.1/servers/com.x/weather",
+    "/v0.1/servers/com.x%2Fweather",
+    "/v0.1/servers/com.x/weather/other",
+    "/v0.1/servers/com.x%2Fweather/other/latest",
+])
+def test_paths_of_shapes_the_feed_does_not_serve_are_404_problems(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert_problem(response, 404, "Server not found.")
+    assert_cors(response)
+
+
+def test_path_values_are_decoded_once(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    name = f"com.{new_marker()}/percent"
+    approve(client, user, admin, server_name=name, version="3.0.0-%41")
+    # `%2541` is `%41` once decoded; decoding it again would ask for `3.0.0-A`.
+    assert server(client, name, "3.0.0-%41")["server"]["version"] == "3.0.0-%41"
+    assert client.get(f"/v0.1/servers/{name}/versions/3.0.0-%2541").status_code == 200
+    approve(client, user, admin, server_name=f"{name}-a", version="3.0.0-A")
+    assert server(client, f"{name}-a", "3.0.0-A")["server"]["version"] == "3.0.0-A"
+    assert_problem(client.get(f"/v0.1/servers/{name}-a/versions/3.0.0-%2541"), 404, "Server not found.")
+
+
 def test_version_is_latest_or_one_exact_version(client: httpx.Client, user: Caller, admin: Caller) -> None:
     marker = new_marker()
     approve(client, user, admin, server_name=f"com.{marker}/one", version="1.0.0")

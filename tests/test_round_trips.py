@@ -61,8 +61,9 @@ EXPECTED: dict[str, Expected] = {
     "registrations_audit": Expected(1, "registration and its entries in one join"),
     "registrations_delete": Expected(1, "soft delete + audit in one CTE"),
     "feed_servers": Expected(1, "one keyset page"),
-    "feed_server_versions": Expected(1, "select by name"),
-    "feed_server_version": Expected(1, "select by name and version"),
+    "feed_server (versions)": Expected(1, "select by name"),
+    "feed_server (version)": Expected(1, "select by name and version"),
+    "feed_server (decoded slash)": Expected(1, "select by name and version"),
     "openapi_document": Expected(0, "built from the models, no database"),
     "docs_page": Expected(0, "a page built from the settings, no database"),
     "docs_asset": Expected(0, "a static file, no database"),
@@ -117,9 +118,13 @@ async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthorit
     server_name = json.loads(approved.get_body())["server_name"]
     await count("registrations_audit", "registrations_audit", token=user, route_params=by_id)
     await count("feed_servers", "feed_servers", params={"search": server_name})
-    await count("feed_server_versions", "feed_server_versions", route_params={"serverName": server_name})
-    await count("feed_server_version", "feed_server_version",
-                route_params={"serverName": server_name, "version": "latest"})
+    encoded = server_name.replace("/", "%2F")
+    await count("feed_server (versions)", "feed_server", route_params={"serverName": encoded, "rest": "versions"})
+    await count("feed_server (version)", "feed_server",
+                route_params={"serverName": encoded, "rest": "versions/latest"})
+    namespace, name = server_name.split("/")
+    await count("feed_server (decoded slash)", "feed_server",
+                route_params={"serverName": namespace, "rest": f"{name}/versions/latest"})
     await count("registrations_delete", "registrations_delete", token=admin, route_params=by_id)
     for name, route_params in (("openapi_document", {}), ("docs_page", {}), ("docs_asset", {"asset": "docs.js"})):
         if app.has(name):

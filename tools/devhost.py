@@ -209,8 +209,12 @@ def collect_routes(app: func.FunctionApp) -> list[Route]:
 
 
 def split_path(path: str) -> list[str]:
-    """Path segments decoded like the Functions host does: everything but an encoded slash."""
-    return [unquote(part.replace("%2F", "%252F").replace("%2f", "%252f")) for part in path.split("/") if part]
+    """Path segments as a function on Azure sees them: the path percent-decoded once, `%2F` included,
+    and only then split. Azure's front end decodes an encoded slash before the Functions host routes
+    the request, so `servers/{name}/versions` never matches `servers/a%2Fb/versions` there
+    (azure-functions-host issues #9290, #3998 and #5619, open; Core Tools alone keeps `%2F` in the
+    segment). Doing the same here makes a route that works only with an encoded slash fail locally."""
+    return [part for part in unquote(path).split("/") if part]
 
 
 class DevHost:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from urllib.parse import unquote
 
 import azure.functions as func
 from pydantic import BaseModel
@@ -17,15 +16,18 @@ from pydantic import BaseModel
 from shared.auth import authenticate
 from shared.config import get_settings
 from shared.db import database
+from shared.errors import NotFound
 from shared.http import FunctionEntry, empty_response, encoded_json_response, endpoint, parse_query
-from shared.schemas.feed import FeedQuery, server_list, server_response
+from shared.schemas.feed import FeedQuery, server_list, server_path, server_response
 from shared.services import feed
 
 blueprint = func.Blueprint()
 
 SERVERS = "v0.1/servers"
-VERSIONS = f"{SERVERS}/{{serverName}}/versions"
-VERSION = f"{VERSIONS}/{{version}}"
+# One catch-all serves `{serverName}/versions` and `{serverName}/versions/{version}`, whether the
+# name's slash arrives encoded or decoded (see schemas.feed.server_path). It takes at least one
+# segment after `servers`, so it never competes with SERVERS itself.
+SERVER = f"{SERVERS}/{{serverName}}/{{*rest}}"
 METHODS = ["GET", "OPTIONS"]
 
 CORS_HEADERS = {
@@ -70,11 +72,6 @@ def _cached(req: func.HttpRequest, body: BaseModel) -> func.HttpResponse:
     return encoded_json_response(payload, headers=headers)
 
 
-def _server_name(req: func.HttpRequest) -> str:
-    # The Functions host keeps an encoded slash encoded inside a route value: com.contoso%2Fweather.
-    return unquote(req.route_params.get("serverName", ""))
-
-
 @blueprint.route(route=SERVERS, methods=METHODS)
 @feed_edge
 @endpoint
@@ -85,20 +82,17 @@ async def feed_servers(req: func.HttpRequest) -> func.HttpResponse:
     return _cached(req, server_list(rows, next_cursor))
 
 
-@blueprint.route(route=VERSIONS, methods=METHODS)
+@blueprint.route(route=SERVER, methods=METHODS)
 @feed_edge
 @endpoint
-async def feed_server_versions(req: func.HttpRequest) -> func.HttpResponse:
+async def feed_server(req: func.HttpRequest) -> func.HttpResponse:
+    """`/versions` (a list) or `/versions/{version}` (one entry, `latest` allowed) of one server."""
     await _authorise(req)
-    rows = await feed.server_versions(db=database, name=_server_name(req))
-    return _cached(req, server_list(rows, None))
-
-
-@blueprint.route(route=VERSION, methods=METHODS)
-@feed_edge
-@endpoint
-async def feed_server_version(req: func.HttpRequest) -> func.HttpResponse:
-    await _authorise(req)
-    version = unquote(req.route_params.get("version", ""))
-    row = await feed.server_version(db=database, name=_server_name(req), version=version)
+    target = server_path(req.route_params.get("serverName", ""), req.route_params.get("rest", ""))
+    if target is None:
+        raise NotFound(feed.SERVER_NOT_FOUND)
+    if target.version is None:
+        rows = await feed.server_versions(db=database, name=target.name)
+        return _cached(req, server_list(rows, None))
+    row = await feed.server_version(db=database, name=target.name, version=target.version)
     return _cached(req, server_response(row))
