@@ -128,8 +128,11 @@ def parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
 
 
 def parse_query(req: func.HttpRequest, model: type[Model]) -> Model:
+    """The query string as `model`; a parameter with an empty value is absent. The Functions host
+    drops such parameters before a Python function sees them (see tools/devhost.py), and Core Tools
+    or another host may not: this keeps the app's answer the same under each."""
     try:
-        return model.model_validate(dict(req.params))
+        return model.model_validate({name: value for name, value in req.params.items() if value != ""})
     except ValidationError as error:
         raise validation_failed(error, "query") from None
 

@@ -435,17 +435,25 @@ def forged(*fields: Any) -> str:
     ({"cursor": "eyJub3QiOiJhIGN1cnNvciJ9"}, "cursor"),
     ({"cursor": "WyJhIiwibm90LWEtdXVpZCIsbnVsbCxudWxsLG51bGxd"}, "cursor"),
     ({"cursor": "A" * 5000}, "cursor"),
-    ({"cursor": forged("com.x/a", str(uuid.uuid4()), "nul\u0000", None, None)}, "cursor"),
-    ({"cursor": forged("not a name", str(uuid.uuid4()), None, None, None)}, "cursor"),
-    ({"cursor": forged("com.x/a", str(uuid.uuid4()), None, None, "2025-01-01T00:00:00Z")}, "cursor"),
+    ({"cursor": forged("com.x/a", str(uuid.uuid4()), "nul\u0000", None, None, False)}, "cursor"),
+    ({"cursor": forged("not a name", str(uuid.uuid4()), None, None, None, False)}, "cursor"),
+    ({"cursor": forged("com.x/a", str(uuid.uuid4()), None, None, "2025-01-01T00:00:00Z", False)}, "cursor"),
     ({"updated_since": "yesterday"}, "updated_since"),
     ({"updated_since": "2025-01-01"}, "updated_since"),
     ({"updated_since": "2025-01-01T00:00:00"}, "updated_since"),
     ({"updated_since": "2025-13-01T00:00:00Z"}, "updated_since"),
-    ({"version": ""}, "version"),
+    ({"updated_since": "0001-01-01T00:00:00+14:00"}, "updated_since"),
+    ({"updated_since": "9999-12-31T23:59:59-14:00"}, "updated_since"),
+    ({"cursor": forged("0001-01-01T00:00:00+14:00", str(uuid.uuid4()), None, None, "2025-01-01T00:00:00Z", False)},
+     "cursor"),
+    ({"cursor": forged("2025-01-01T00:00:00Z", str(uuid.uuid4()), None, None, "9999-12-31T23:59:59-14:00", False)},
+     "cursor"),
+    ({"cursor": forged("2025-01-01T00:00:00", str(uuid.uuid4()), None, None, "2025-01-01T00:00:00Z", False)},
+     "cursor"),
+    ({"cursor": forged("com.x/a", str(uuid.uuid4()), None, None, None)}, "cursor"),
+    ({"include_deleted": "maybe"}, "include_deleted"),
     ({"version": "1.0\u0000"}, "version"),
     ({"search": "nul\u0000"}, "search"),
-    ({"search": "s" * 201}, "search"),
 ])
 def test_bad_parameters_are_422(client: httpx.Client, params: dict[str, str], field: str) -> None:
     response = client.get("/v0.1/servers", params=params)
@@ -467,6 +475,95 @@ def test_names_and_versions_that_cannot_exist_are_404(client: httpx.Client, path
     response = client.get(path)
     assert_problem(response, 404, "Server not found.")
     assert_cors(response)
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00Z", "0001-01-01T14:00:00+14:00", "9999-12-31T09:59:59-14:00"])
+def test_the_earliest_and_latest_times_with_a_utc_form_are_accepted(client: httpx.Client, since: str) -> None:
+    assert servers(client, updated_since=since, search=new_marker())["servers"] == []
+
+
+def test_an_empty_query_value_is_absent(client: httpx.Client, user: Caller, admin: Caller) -> None:
+    marker = new_marker()
+    approve(client, user, admin, server_name=f"com.{marker}/empty")
+    assert names(servers(client, search=marker)) == [f"com.{marker}/empty"]
+    empty = client.get(f"/v0.1/servers?search={marker}&limit=&version=&updated_since=&cursor=&include_deleted=")
+    assert empty.status_code == 200, empty.text
+    assert names(empty.json()) == [f"com.{marker}/empty"]
+    detail = client.get(f"/v0.1/servers/com.{marker}/empty/versions/latest?include_deleted=")
+    assert detail.status_code == 200, detail.text
+
+
+def test_a_search_longer_than_any_name_is_an_empty_page(client: httpx.Client) -> None:
+    assert servers(client, search="s" * 201) == {"servers": [], "metadata": {"count": 0}}
+    assert servers(client, search="s" * 5000) == {"servers": [], "metadata": {"count": 0}}
+
+
+def test_cursors_are_url_safe_as_they_are_returned(client: httpx.Client, sql: Sql) -> None:
+    marker = new_marker()
+    insert_approved(sql, marker, 6)
+    # VS Code appends nextCursor to its URL as it is, without encoding it.
+    search = f"{marker}/s-0"
+    seen: list[str] = []
+    page = servers(client, search=search, limit=1, version="latest")
+    while True:
+        seen += names(page)
+        cursor = page["metadata"].get("nextCursor")
+        if cursor is None:
+            break
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor)
+        response = client.get(f"/v0.1/servers?limit=1&version=latest&cursor={cursor}")
+        assert response.status_code == 200, response.text
+        page = response.json()
+    assert seen == [f"com.{marker}/s-{index:04d}" for index in range(1, 7)]
+
+
+def test_include_deleted_lists_deleted_servers_on_every_operation(
+    client: httpx.Client, sql: Sql, user: Caller, admin: Caller
+) -> None:
+    marker = new_marker()
+    kept = approve(client, user, admin, server_name=f"com.{marker}/b-kept")
+    gone = approve(client, user, admin, server_name=f"com.{marker}/a-gone", version="1.2.0")
+    submit(client, user, server_name=f"com.{marker}/c-never-approved")
+    assert client.delete(f"/registrations/{gone['registration_id']}", headers=admin.headers).status_code == 204
+
+    def entries(page: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return [(entry["server"]["name"], entry["_meta"][OFFICIAL]["status"]) for entry in page["servers"]]
+
+    assert entries(servers(client, search=marker)) == [(kept["server_name"], "active")]
+    assert entries(servers(client, search=marker, include_deleted="false")) == [(kept["server_name"], "active")]
+    everything = [(gone["server_name"], "deleted"), (kept["server_name"], "active")]
+    assert entries(servers(client, search=marker, include_deleted="true")) == everything
+    first = servers(client, search=marker, include_deleted="true", limit=1)
+    # The cursor carries include_deleted, as it does the other filters.
+    second = servers(client, cursor=first["metadata"]["nextCursor"], limit=1)
+    assert entries(first) + entries(second) == everything
+    mismatch = client.get("/v0.1/servers", params={"cursor": first["metadata"]["nextCursor"],
+                                                   "include_deleted": "false"})
+    assert "different include_deleted" in assert_problem(mismatch, 422)["detail"]
+    # With updated_since it is implied, whatever is sent.
+    since = gone["approved_at"]
+    for sent in ({}, {"include_deleted": "false"}):
+        assert (gone["server_name"], "deleted") in entries(servers(client, search=marker, updated_since=since, **sent))
+
+    name = gone["server_name"]
+    assert_problem(client.get(version_path(name)), 404, "Server not found.")
+    assert_problem(client.get(f"/v0.1/servers/{name}/versions"), 404, "Server not found.")
+    for path in (f"/v0.1/servers/{name}/versions/latest", f"/v0.1/servers/{name}/versions/1.2.0"):
+        detail = client.get(path, params={"include_deleted": "true"})
+        assert detail.status_code == 200, detail.text
+        RESPONSE.validate(detail.json())
+        assert (detail.json()["server"]["version"], detail.json()["_meta"][OFFICIAL]["status"]) == ("1.2.0", "deleted")
+    listed = client.get(f"/v0.1/servers/{name}/versions", params={"include_deleted": "True"})
+    assert listed.status_code == 200, listed.text
+    assert entries(listed.json()) == [(name, "deleted")]
+    assert_problem(client.get(f"/v0.1/servers/{name}/versions", params={"include_deleted": "maybe"}), 422)
+    # A live server is listed first; a departed one under the same name and another version follows.
+    again = approve(client, user, admin, server_name=name, version="2.0.0")
+    both = client.get(f"/v0.1/servers/{name}/versions", params={"include_deleted": "true"}).json()
+    assert [(entry["server"]["version"], entry["_meta"][OFFICIAL]["status"]) for entry in both["servers"]] == [
+        ("2.0.0", "active"), ("1.2.0", "deleted")]
+    assert server(client, name) == server(client, name, "2.0.0")
+    assert again["server_name"] == name
 
 
 def test_undecodable_query_text_is_no_server_error(client: httpx.Client) -> None:

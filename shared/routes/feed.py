@@ -18,7 +18,7 @@ from shared.config import get_settings
 from shared.db import database
 from shared.errors import NotFound
 from shared.http import FunctionEntry, empty_response, encoded_json_response, endpoint, parse_query
-from shared.schemas.feed import FeedQuery, server_list, server_path, server_response
+from shared.schemas.feed import FeedQuery, ServerQuery, server_list, server_path, server_response
 from shared.services import feed
 
 blueprint = func.Blueprint()
@@ -91,8 +91,9 @@ async def feed_server(req: func.HttpRequest) -> func.HttpResponse:
     target = server_path(req.route_params.get("serverName", ""), req.route_params.get("rest", ""))
     if target is None:
         raise NotFound(feed.SERVER_NOT_FOUND)
+    deleted = bool(parse_query(req, ServerQuery).include_deleted)
     if target.version is None:
-        rows = await feed.server_versions(db=database, name=target.name)
+        rows = await feed.server_versions(db=database, name=target.name, include_deleted=deleted)
         return _cached(req, server_list(rows, None))
-    row = await feed.server_version(db=database, name=target.name, version=target.version)
+    row = await feed.server_version(db=database, name=target.name, version=target.version, include_deleted=deleted)
     return _cached(req, server_response(row))

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
@@ -42,10 +42,12 @@ MAX_CURSOR_LENGTH = 4096
 
 _SERVER_NAME = re.compile(SERVER_NAME_PATTERN)
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)$")
-_CURSOR_FIELDS: TypeAdapter[tuple[str, UUID, str | None, str | None, datetime | None]] = TypeAdapter(
-    tuple[str, UUID, str | None, str | None, datetime | None]
+_CURSOR_FIELDS: TypeAdapter[tuple[str, UUID, str | None, str | None, datetime | None, bool]] = TypeAdapter(
+    tuple[str, UUID, str | None, str | None, datetime | None, bool]
 )
-_FILTERS = ("search", "version", "updated_since")
+_FILTERS = ("search", "version", "updated_since", "include_deleted")
+# Server names are at most this long, so a longer search matches nothing.
+MAX_SEARCH = 200
 _NOT_A_CURSOR = "is not a cursor issued by this feed; send metadata.nextCursor as it was returned"
 _ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
 _VERSIONS = "versions"
@@ -67,6 +69,18 @@ def _rfc3339(value: Any) -> Any:
         if not _RFC3339.match(value):
             raise ValueError("must be an RFC 3339 date-time with an offset, such as 2025-08-07T13:15:04Z")
         return datetime.fromisoformat(value.upper())
+    return value
+
+
+def in_utc_range(value: datetime) -> datetime:
+    """A time with an offset that has a UTC form, as the driver sends it: year 1 at +14:00 or year 9999
+    at -14:00 has none (an OverflowError there, a 500), so it is refused here."""
+    if value.tzinfo is None:
+        raise ValueError("must carry an offset")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall within the years 0001 to 9999 once converted to UTC") from None
     return value
 
 
@@ -110,9 +124,17 @@ def server_path(head: str, rest: str) -> ServerPath | None:
     return ServerPath(name, version or None)
 
 
-Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
-SearchText = Annotated[str | None, Field(max_length=200, description="Case-insensitive substring of the server name."),
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(in_utc_range)]
+SearchText = Annotated[str | None, Field(max_length=MAX_SEARCH,
+                                         description="Case-insensitive substring of the server name."),
                        AfterValidator(plain_search_text)]
+# VS Code sends whatever the user typed: a search too long for any name answers an empty page, not 422.
+QuerySearch = Annotated[str | None, Field(
+    description=f"Case-insensitive substring of the server name; longer than {MAX_SEARCH} characters, it matches "
+                "nothing."), AfterValidator(plain_search_text)]
+IncludeDeleted = Annotated[bool | None, Field(
+    description="`true` also lists servers that were published and are now deleted or withdrawn, with status "
+                "`deleted`. Implied by `updated_since`. Default `false`.")]
 VersionFilter = Annotated[str | None, Field(min_length=1, max_length=255, description="`latest` or one exact version."),
                           AfterValidator(_printable)]
 
@@ -132,13 +154,14 @@ class FeedCursor(BaseModel):
     after_id: UUID
     search: SearchText
     version: VersionFilter
-    updated_since: datetime | None
+    updated_since: Annotated[datetime, AfterValidator(in_utc_range)] | None
+    include_deleted: bool
 
     @model_validator(mode="after")
     def _key_fits_the_order(self) -> FeedCursor:
         # The key goes to SQL as a parameter: a forged one must still be a name or a time.
         if self.updated_since is not None:
-            datetime.fromisoformat(self.after_key)
+            in_utc_range(datetime.fromisoformat(self.after_key))
         elif not is_server_name(self.after_key):
             raise ValueError("after_key must be a server name")
         return self
@@ -150,7 +173,7 @@ class FeedCursor(BaseModel):
     def encode(self) -> str:
         """Base64url without padding: VS Code appends the cursor to its URL without encoding it."""
         since = None if self.updated_since is None else self.updated_since.isoformat()
-        fields = [self.after_key, str(self.after_id), self.search, self.version, since]
+        fields = [self.after_key, str(self.after_id), self.search, self.version, since, self.include_deleted]
         raw = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -160,28 +183,34 @@ class FeedCursor(BaseModel):
             raise ValueError(_NOT_A_CURSOR)
         try:
             raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-            key, after_id, search, version, since = _CURSOR_FIELDS.validate_json(raw)
-            return cls(after_key=key, after_id=after_id, search=search, version=version, updated_since=since)
+            key, after_id, search, version, since, deleted = _CURSOR_FIELDS.validate_json(raw)
+            return cls(after_key=key, after_id=after_id, search=search, version=version, updated_since=since,
+                       include_deleted=deleted)
         except (ValueError, ValidationError):
             raise ValueError(_NOT_A_CURSOR) from None
 
 
 def _cursor(value: Any) -> Any:
-    # An empty cursor asks for the first page, as in the official registry.
-    if value == "":
-        return None
     return FeedCursor.decode(value) if isinstance(value, str) else value
 
 
-class FeedQuery(BaseModel):
-    """Query of `GET /v0.1/servers`. Unknown query parameters are ignored."""
+class ServerQuery(BaseModel):
+    """Query of the per-server operations. Unknown query parameters are ignored."""
 
-    search: SearchText = None
+    include_deleted: IncludeDeleted = None
+
+
+class FeedQuery(BaseModel):
+    """Query of `GET /v0.1/servers`. Unknown query parameters are ignored; an empty value is absent
+    (shared.http.parse_query), so an empty `cursor` asks for the first page, as in the official registry."""
+
+    search: QuerySearch = None
     version: VersionFilter = None
     updated_since: Annotated[Rfc3339 | None, Field(
         description="RFC 3339. Entries changed after it, including withdrawn or deleted ones (status `deleted`), "
                     "oldest change first.")] = None
     limit: Annotated[int, Field(ge=1, le=100)] = 30
+    include_deleted: IncludeDeleted = None
     # Decoded on the way in, but to clients an opaque string.
     cursor: Annotated[FeedCursor | None, BeforeValidator(_cursor), WithJsonSchema({"type": "string"}),
                       Field(description="`metadata.nextCursor` of the previous page.")] = None
