@@ -10,17 +10,28 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import azure.functions as func
 import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import MultiDict
 
 from tests.support import PROJECT_ROOT, RunningHost, app_environment
 from tools.authority import DevAuthority
-from tools.devhost import DevHost, RouteError, build_application, collect_routes, load_local_settings, split_path
+from tools.devhost import (
+    DevHost,
+    RouteError,
+    build_application,
+    collect_routes,
+    function_params,
+    load_local_settings,
+    split_path,
+)
 from tools.pgserver import free_port
 
 GUID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
@@ -61,6 +72,46 @@ def test_a_guid_constraint_takes_guids_only_and_leaves_literals_to_their_route()
     assert matched(host, "GET", "/api/items/my") == ("mine", {})
     assert matched(host, "GET", "/api/items/not-a-guid") is None
     assert matched(host, "GET", f"/api/items/{GUID}/extra") is None
+
+
+@pytest.mark.parametrize("spelled", [
+    GUID.replace("-", ""),
+    "{" + GUID + "}",
+    "(" + GUID.upper() + ")",
+    "{0x0b1c2d3e,0x4f50,0x4a6b,{0x8c,0x7d,0x9e,0x0f,0x1a,0x2b,0x3c,0x4d}}",
+    " " + GUID + " ",
+])
+def test_a_guid_constraint_takes_every_format_dotnet_parses(spelled: str) -> None:
+    # ASP.NET Core's GuidRouteConstraint is Guid.TryParse (Microsoft Learn: route constraints; Guid.TryParse).
+    host = DevHost(echo_app(("item", "items/{item_id:guid}", ["GET"])), prefix="api")
+    assert matched(host, "GET", f"/api/items/{quote(spelled, safe='{},()')}") == ("item", {"item_id": spelled})
+
+
+@pytest.mark.parametrize("spelled", [
+    GUID[:8] + GUID[9:],
+    "{" + GUID,
+    "(" + GUID + "}",
+    GUID + "0",
+    "{0x0b1c2d3e,0x4f50,0x4a6b,{0x8c,0x7d,0x9e,0x0f,0x1a,0x2b,0x3c}}",
+    GUID.replace("0", "g"),
+])
+def test_a_guid_constraint_refuses_what_dotnet_refuses(spelled: str) -> None:
+    host = DevHost(echo_app(("item", "items/{item_id:guid}", ["GET"])), prefix="api")
+    assert matched(host, "GET", f"/api/items/{quote(spelled, safe='{},()')}") is None
+
+
+def test_literals_and_the_prefix_match_case_insensitively() -> None:
+    # ASP.NET Core routing (Microsoft Learn, "Routing in ASP.NET Core": text matching is case-insensitive).
+    host = DevHost(echo_app(("mine", "items/my", ["GET"])), prefix="api")
+    assert matched(host, "GET", "/API/ITEMS/MY") == ("mine", {})
+    assert matched(host, "GET", "/Api/Items/My") == ("mine", {})
+
+
+def test_query_values_reach_the_function_as_the_host_passes_them() -> None:
+    # azure-functions-host, GrpcMessageConversionExtensions.ToRpcHttp: values joined with ",", empty ones dropped.
+    query = MultiDict([("limit", ""), ("search", "a"), ("search", "b"), ("Search", "c"), ("version", "1.0"),
+                       ("twice", ""), ("twice", ""), ("one", "x")])
+    assert function_params(query) == {"search": "a,b,c", "version": "1.0", "twice": ",", "one": "x"}
 
 
 def test_a_method_the_route_does_not_declare_matches_nothing() -> None:
@@ -165,6 +216,42 @@ def test_served_over_http_a_guid_route_answers_and_a_non_guid_is_404() -> None:
     ]
 
 
+def inspecting_app() -> func.FunctionApp:
+    """An app whose one function answers with the query parameters and body it was given."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="inspect", methods=["GET", "POST"])
+    async def inspect(req: func.HttpRequest) -> func.HttpResponse:
+        seen = {"params": dict(req.params), "body": (req.get_body() or b"").decode()}
+        return func.HttpResponse(json.dumps(seen), mimetype="application/json")
+
+    return app
+
+
+def test_served_over_http_query_body_and_content_type_are_what_the_host_passes() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"a":'
+        yield b" 1}"
+
+    async def exchange() -> list[tuple[int, str, dict[str, Any]]]:
+        async with TestClient(TestServer(build_application(DevHost(inspecting_app(), prefix="api")))) as client:
+            answers = []
+            for response in (
+                await client.get("/API/Inspect?limit=&search=a&search=b&version=1.0"),
+                await client.post("/api/inspect", data=b'{"a": 1}'),
+                await client.post("/api/inspect", data=chunks()),
+            ):
+                answers.append((response.status, response.headers["Content-Type"], await response.json()))
+            return answers
+
+    assert asyncio.run(exchange()) == [
+        (200, "application/json", {"params": {"search": "a,b", "version": "1.0"}, "body": ""}),
+        (200, "application/json", {"params": {}, "body": '{"a": 1}'}),
+        # Chunked: no Content-Length, so the host forwards no body.
+        (200, "application/json", {"params": {}, "body": ""}),
+    ]
+
+
 # Settings from local.settings.json.
 
 
@@ -238,12 +325,33 @@ def test_a_preflight_from_the_configured_origin_is_answered_204(cors_host: Runni
     assert response.headers["Access-Control-Max-Age"] == "3600"
 
 
-def test_a_preflight_from_another_origin_gets_no_cors_headers(cors_host: RunningHost) -> None:
-    response = httpx.options(f"{cors_host.base_url}/registrations", headers={
-        "Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST",
-    })
-    assert response.status_code == 404
-    assert "Access-Control-Allow-Origin" not in response.headers
+def test_a_preflight_from_another_origin_is_204_without_cors_headers(cors_host: RunningHost) -> None:
+    # App Service answers every preflight itself when CORS origins are configured.
+    for path in ("/registrations", "/no/such/route"):
+        response = httpx.options(f"{cors_host.base_url}{path}", headers={
+            "Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST",
+        })
+        assert (response.status_code, response.content) == (204, b"")
+        assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
+def test_with_platform_cors_the_feed_preflight_never_reaches_the_feed(cors_host: RunningHost) -> None:
+    preflight = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
+    path = f"{cors_host.base_url}/v0.1/servers/com.example/weather/versions/latest"
+    listed = httpx.options(path, headers={"Origin": FRONTEND, **preflight})
+    assert listed.status_code == 204
+    assert listed.headers["Access-Control-Allow-Origin"] == FRONTEND
+    # The platform's answer, not the feed's (which would say `*` and max-age 86400).
+    assert listed.headers["Access-Control-Max-Age"] == "3600"
+    other = httpx.options(path, headers={"Origin": "https://vscode.dev", **preflight})
+    assert other.status_code == 204
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_route_literals_match_case_insensitively_in_the_real_app(cors_host: RunningHost) -> None:
+    response = httpx.get(cors_host.base_url.replace("/api", "/API") + "/HEALTH")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

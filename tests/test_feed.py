@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import azure.functions as func
 import httpx
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
+from shared.http import parse_query
+from shared.schemas.feed import FeedQuery
 from tests.registry import assert_problem, decide, submit, unique_host
 from tests.support import Caller, RunningHost, Sql, app_environment
 from tools.authority import DevAuthority
@@ -564,6 +567,13 @@ def test_include_deleted_lists_deleted_servers_on_every_operation(
         ("2.0.0", "active"), ("1.2.0", "deleted")]
     assert server(client, name) == server(client, name, "2.0.0")
     assert again["server_name"] == name
+
+
+def test_the_app_itself_reads_an_empty_query_value_as_absent() -> None:
+    # Under a host that passes `?limit=&version=` on (the Functions host drops them), the answer is the same.
+    request = func.HttpRequest(method="GET", url="/api/v0.1/servers", body=b"",
+                               params={"limit": "", "version": "", "updated_since": "", "search": "", "cursor": ""})
+    assert parse_query(request, FeedQuery) == FeedQuery()
 
 
 def test_undecodable_query_text_is_no_server_error(client: httpx.Client) -> None:

@@ -11,7 +11,6 @@ FUZZ_EXAMPLES sets how many generated cases each operation gets (default 50; `ma
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -37,6 +36,7 @@ from shared.http import PROBLEM_TYPE
 from tests.registry import decide, submit
 from tests.support import Caller
 from tools.authority import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID
+from tools.devhost import GUID
 
 Case = schemathesis.Case[Any]
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
@@ -71,7 +71,6 @@ GUID_PARAMETERS = frozenset(
 )
 # The dev host's (aiohttp's) limit on the request target, as sent: path and query.
 MAX_REQUEST_TARGET = 8190
-GUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
 
 @pytest.fixture(scope="session")

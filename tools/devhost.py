@@ -9,6 +9,16 @@ from host.json, each trigger's route and methods, route constraints (`{id:guid}`
 `{s:alpha}`, optional `{x?}` and catch-all `{*rest}`), and platform CORS from CORS_ORIGINS.
 Settings come from the environment, then from `Values` in local.settings.json. It refuses to
 start when two routes can match the same request.
+
+Where Azure differs from what would be kind, it does what Azure does, so that tests see it:
+- the path is decoded once, `%2F` included, before routing (`split_path`);
+- route literals and the route prefix match case-insensitively;
+- a query parameter with an empty value is dropped, a repeated one is joined with `,`
+  (`function_params`);
+- the body reaches the function only with a `Content-Length` above 0 (a chunked body is empty);
+- `{x:guid}` takes every format .NET's `Guid.TryParse` takes (`GUID`);
+- with platform CORS on, every preflight is answered before routing (`DevHost.handle`);
+- `Content-Type` carries a charset only for `text/*` answers (`_content_type`).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from urllib.parse import unquote
 
 import azure.functions as func
 from aiohttp import web
+from multidict import MultiMapping
 
 from shared import logs
 
@@ -40,8 +51,15 @@ MAX_HEADER_BYTES = 64 * 1024
 
 log = logging.getLogger("devhost")
 
+# ASP.NET Core's GuidRouteConstraint, which the Functions host routes with, is Guid.TryParse: the
+# formats N (32 digits), D (hyphens), B (braces), P (parentheses) and X (hex fields), surrounding
+# white space allowed (Microsoft Learn: "Routing in ASP.NET Core", route constraints; "Guid.TryParse").
+_HYPHENATED = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_HEX_FIELDS = r"\{0x[0-9a-f]{1,8},0x[0-9a-f]{1,4},0x[0-9a-f]{1,4},\{0x[0-9a-f]{1,2}(?:,0x[0-9a-f]{1,2}){7}\}\}"
+GUID = re.compile(rf"^\s*(?:[0-9a-f]{{32}}|{_HYPHENATED}|\{{{_HYPHENATED}\}}|\({_HYPHENATED}\)|{_HEX_FIELDS})\s*$",
+                  re.IGNORECASE)
 _CONSTRAINTS: dict[str, re.Pattern[str]] = {
-    "guid": re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"),
+    "guid": GUID,
     "int": re.compile(r"^-?[0-9]+$"),
     "long": re.compile(r"^-?[0-9]+$"),
     "alpha": re.compile(r"^[a-zA-Z]+$"),
@@ -225,7 +243,9 @@ class DevHost:
 
     def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         parts = split_path(path)
-        if parts[: len(self.prefix_parts)] != self.prefix_parts:
+        # Literals, the prefix included, match case-insensitively (ASP.NET Core routing; Microsoft
+        # Learn, "Routing in ASP.NET Core": "Text matching is case-insensitive").
+        if [part.lower() for part in parts[: len(self.prefix_parts)]] != [part.lower() for part in self.prefix_parts]:
             return None
         parts = parts[len(self.prefix_parts):]
         for route in self.routes:
@@ -244,14 +264,20 @@ class DevHost:
 
     async def handle(self, request: web.Request) -> web.Response:
         origin = self._allowed_origin(request.headers.get("Origin"))
-        if origin and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return web.Response(status=204, headers=self._cors_headers(origin, request))
+        # With CORS origins configured, App Service answers every preflight itself, before the
+        # Functions host routes it, so no function's OPTIONS handler runs; an origin not listed gets
+        # no CORS headers (Microsoft Learn, "Host a RESTful API with CORS in Azure App Service":
+        # App Service CORS takes precedence and your own CORS code has no effect).
+        if self.cors_origins and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return web.Response(status=204, headers=self._cors_headers(origin, request) if origin else None)
         found = self.find(request.method, request.raw_path.split("?", 1)[0])
         if found is None:
             return web.Response(status=404)
         route, route_params = found
         try:
-            body = await request.read()
+            # The host hands a body to the worker only when Content-Length is above 0: a chunked
+            # body arrives empty (azure-functions-host, GrpcMessageConversionExtensions.ToRpcHttp).
+            body = await request.read() if (request.content_length or 0) > 0 else b""
         except web.HTTPRequestEntityTooLarge:
             problem = {"type": "about:blank", "title": "Content Too Large", "status": 413,
                        "detail": "The request body must not exceed 65536 bytes."}
@@ -260,7 +286,7 @@ class DevHost:
             method=request.method,
             url=str(request.url),
             headers=dict(request.headers),
-            params={key: request.query[key] for key in request.query},
+            params=function_params(request.query),
             route_params=route_params,
             body=body,
         )
@@ -285,8 +311,7 @@ class DevHost:
     def _to_aiohttp(self, response: func.HttpResponse, origin: str | None, request: web.Request) -> web.Response:
         headers = {name: value for name, value in response.headers.items() if name.lower() != "content-length"}
         if response.mimetype and "content-type" not in {name.lower() for name in headers}:
-            charset = f"; charset={response.charset}" if response.charset else ""
-            headers["Content-Type"] = f"{response.mimetype}{charset}"
+            headers["Content-Type"] = _content_type(response)
         if origin is not None:
             headers["Access-Control-Allow-Origin"] = origin
             headers["Vary"] = "Origin"
@@ -294,6 +319,27 @@ class DevHost:
         if request.method == "HEAD":
             body = None
         return web.Response(status=response.status_code, headers=headers, body=body)
+
+
+def function_params(query: MultiMapping[str]) -> dict[str, str]:
+    """The query as a Python function on Azure gets it. ASP.NET Core groups a key's values
+    case-insensitively under its first spelling; the host joins them with `,` and drops a key whose
+    joined value is empty (azure-functions-host, GrpcMessageConversionExtensions.ToRpcHttp:
+    `pair.Value.ToString()`, then `if (!string.IsNullOrEmpty(value))`)."""
+    grouped: dict[str, list[str]] = {}
+    spelling: dict[str, str] = {}
+    for key in dict.fromkeys(query):
+        grouped.setdefault(spelling.setdefault(key.lower(), key), []).extend(query.getall(key))
+    joined = {key: ",".join(values) for key, values in grouped.items()}
+    return {key: value for key, value in joined.items() if value}
+
+
+def _content_type(response: func.HttpResponse) -> str:
+    # The worker's HttpResponseConverter names a charset for text/* only (azure-functions Python
+    # library, azure/functions/http.py): a JSON answer is plain `application/json`, which RFC 8259
+    # defines as UTF-8 without a charset parameter.
+    mimetype = str(response.mimetype)
+    return f"{mimetype}; charset={response.charset}" if mimetype.startswith("text/") else mimetype
 
 
 def load_app(module: str = "function_app") -> func.FunctionApp:
