@@ -24,7 +24,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from shared.config import EntraSettings, FeedAuth, Settings
 from shared.http import JSON_TYPE, MAX_BODY_BYTES, PROBLEM_TYPE
 from shared.schemas.common import Problem
-from shared.schemas.feed import FeedQuery, ServerList, ServerResponse
+from shared.schemas.feed import FeedQuery, ServerList, ServerQuery, ServerResponse
 from shared.schemas.registrations import (
     AuditTrail,
     RegistrationCreate,
@@ -161,8 +161,9 @@ is added (an exact count of hundreds of thousands of rows would cost more than t
 
 _FEED_NOTE = """Part of the MCP Registry API v0.1 (use `https://<host>/api` as the registry URL in VS Code or
 GitHub Copilot). Anonymous unless the deployment sets `REGISTRY_FEED_AUTH=entra`. Only `Approved`,
-non-deleted registrations appear. Every answer carries CORS headers for any origin, is cacheable
-for a minute and carries an `ETag`; `If-None-Match` with it answers 304."""
+non-deleted registrations appear, unless `include_deleted=true`. Every answer carries CORS headers for
+any origin, is cacheable for a minute and carries an `ETag`; `If-None-Match` with it answers 304. A
+query parameter with an empty value (`?limit=`) is absent, as on the Functions host."""
 
 _SERVER_NAME_NOTE = """`serverName` is sent URL-encoded (`com.example%2Fweather`); Azure's front end decodes the
 `%2F` before the app sees it, so the name may equally arrive as two segments (`com.example/weather`):
@@ -296,25 +297,29 @@ status is kept. Audited as `Updated`.""",
         query=FeedQuery, cors=True,
         description=_FEED_NOTE + """
 
-Ordered by `server_name`, paged by an opaque `cursor` (`metadata.nextCursor`, absent on the last
-page) that also carries the first page's filters. `search` is a case-insensitive substring of the
-server name. `version=latest` is the same as no `version`: each server has one live version.
-`updated_since` (RFC 3339) turns the listing into an incremental sync ordered by change time,
-including entries deleted or withdrawn since then with status `deleted`. Unknown query parameters
-are ignored.""",
+Ordered by `server_name`, paged by an opaque, URL-safe `cursor` (`metadata.nextCursor`, absent on
+the last page) that also carries the first page's filters. `search` is a case-insensitive substring
+of the server name; one longer than 200 characters matches nothing (an empty page, not an error).
+`version=latest` is the same as no `version`: each server has one live version. `include_deleted=true`
+also lists servers that were published and are now deleted or withdrawn, with status `deleted`.
+`updated_since` (RFC 3339, within the years 0001–9999 once converted to UTC) turns the listing into
+an incremental sync ordered by change time, including entries deleted or withdrawn since then with
+status `deleted` (`include_deleted` is implied). Unknown query parameters are ignored.""",
     ),
     Operation(
         _SERVER, "GET", "feed_server", "The versions of one server", "feed", "feed",
         (Answer(200, "Its one live version, as a list.", ServerList, ("ETag",)),
          Answer(304, _NOT_MODIFIED, None, ("ETag",))),
-        {404: "No published server has this name.", 503: SIGNED_IN[503]}, cors=True,
+        QUERY_422 | {404: "No published server has this name.", 503: SIGNED_IN[503]}, cors=True, query=ServerQuery,
         description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE, path=_VERSIONS, name="feed_server_versions",
     ),
     Operation(
         _SERVER, "GET", "feed_server", "One version of one server", "feed", "feed",
         (Answer(200, "The server.", ServerResponse, ("ETag",)), Answer(304, _NOT_MODIFIED, None, ("ETag",))),
-        {404: "No published server has this name and version.", 503: SIGNED_IN[503]}, cors=True,
-        description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE + " `version` may be `latest`.",
+        QUERY_422 | {404: "No published server has this name and version.", 503: SIGNED_IN[503]}, cors=True,
+        query=ServerQuery,
+        description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE + " `version` may be `latest`; with "
+                    "`include_deleted=true`, `latest` is the live entry, else the last one deleted.",
         path=_VERSION, name="feed_server_version",
     ),
     Operation("v0.1/servers", "OPTIONS", "feed_servers", "CORS preflight", "feed", "anonymous",
