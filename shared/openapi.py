@@ -512,6 +512,9 @@ class _Schemas:
             description = parameter_schema.pop("description", None) or _QUERY_PARAMETERS.get(name)
             parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
                                          "schema": parameter_schema}
+            if name not in required:
+                # An empty value is the parameter left out, as on the Functions host (shared.http.parse_query).
+                parameter["allowEmptyValue"] = True
             if description:
                 parameter["description"] = description
             parameters.append(parameter)

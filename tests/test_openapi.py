@@ -131,7 +131,7 @@ def test_list_query_comes_from_the_query_model(document: dict[str, Any]) -> None
     for path in ("/registrations", "/registrations/my"):
         parameters = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
         assert set(parameters) == {"status", "submitter_id", "search", "limit", "offset"}
-        assert all(p["in"] == "query" and not p["required"] for p in parameters.values())
+        assert all(p["in"] == "query" and not p["required"] and p["allowEmptyValue"] for p in parameters.values())
         assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
         assert parameters["status"]["schema"]["enum"] == ["Pending", "Approved", "Rejected"]
         assert parameters["submitter_id"]["schema"] == {"type": "string", "format": "uuid"}

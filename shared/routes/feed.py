@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
+from dataclasses import dataclass
 
 import azure.functions as func
 from pydantic import BaseModel
@@ -18,17 +20,18 @@ from shared.config import get_settings
 from shared.db import database
 from shared.errors import NotFound
 from shared.http import FunctionEntry, empty_response, encoded_json_response, endpoint, parse_query
-from shared.schemas.feed import FeedQuery, ServerQuery, server_list, server_path, server_response
+from shared.schemas.feed import FeedQuery, ServerQuery, server_list, server_response
 from shared.services import feed
 
 blueprint = func.Blueprint()
 
 SERVERS = "v0.1/servers"
 # One catch-all serves `{serverName}/versions` and `{serverName}/versions/{version}`, whether the
-# name's slash arrives encoded or decoded (see schemas.feed.server_path). It takes at least one
-# segment after `servers`, so it never competes with SERVERS itself.
+# name's slash arrives encoded or decoded (see _server_path). It takes at least one segment after
+# `servers`, so it never competes with SERVERS itself.
 SERVER = f"{SERVERS}/{{serverName}}/{{*rest}}"
 METHODS = ["GET", "OPTIONS"]
+_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -72,6 +75,36 @@ def _cached(req: func.HttpRequest, body: BaseModel) -> func.HttpResponse:
     return encoded_json_response(payload, headers=headers)
 
 
+@dataclass(frozen=True, slots=True)
+class ServerPath:
+    """What a path under `v0.1/servers/` asks for: every version of a server (`version` None) or one."""
+
+    name: str
+    version: str | None
+
+
+def _server_path(head: str, rest: str) -> ServerPath | None:
+    """`{serverName}/versions[/{version}]` from the first segment after `v0.1/servers/` and the rest.
+
+    Clients send the name URL-encoded (`com.example%2Fweather`). Core Tools and the Functions host
+    keep that `%2F` inside the segment, but Azure's front end decodes it before the host routes the
+    request (azure-functions-host #9290, #3998 and #5619, open), so there the name spans two segments.
+    A name holds exactly one `/`, which tells the two apart. The host has decoded every other escape
+    once already: nothing else is decoded here, so a version sent as `3.0.0-%2541` is `3.0.0-%41`.
+    None for a shape the feed does not serve.
+    """
+    if _ENCODED_SLASH.search(head):
+        name, tail = _ENCODED_SLASH.sub("/", head), rest
+    else:
+        second, _, tail = rest.partition("/")
+        name = f"{head}/{second}"
+    # Route literals match case-insensitively on the Functions host, as `versions` did in a route of its own.
+    kind, _, version = tail.partition("/")
+    if kind.lower() != "versions":
+        return None
+    return ServerPath(name, version or None)
+
+
 @blueprint.route(route=SERVERS, methods=METHODS)
 @feed_edge
 @endpoint
@@ -88,7 +121,7 @@ async def feed_servers(req: func.HttpRequest) -> func.HttpResponse:
 async def feed_server(req: func.HttpRequest) -> func.HttpResponse:
     """`/versions` (a list) or `/versions/{version}` (one entry, `latest` allowed) of one server."""
     await _authorise(req)
-    target = server_path(req.route_params.get("serverName", ""), req.route_params.get("rest", ""))
+    target = _server_path(req.route_params.get("serverName", ""), req.route_params.get("rest", ""))
     if target is None:
         raise NotFound(feed.SERVER_NOT_FOUND)
     deleted = bool(parse_query(req, ServerQuery).include_deleted)

@@ -11,7 +11,6 @@ import base64
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
@@ -49,8 +48,6 @@ _FILTERS = ("search", "version", "updated_since", "include_deleted")
 # Server names are at most this long, so a longer search matches nothing.
 MAX_SEARCH = 200
 _NOT_A_CURSOR = "is not a cursor issued by this feed; send metadata.nextCursor as it was returned"
-_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
-_VERSIONS = "versions"
 
 
 def summary(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -92,36 +89,6 @@ def _printable(value: str | None) -> str | None:
 
 def is_server_name(value: str) -> bool:
     return bool(_SERVER_NAME.fullmatch(value)) and 3 <= len(value) <= 200
-
-
-@dataclass(frozen=True, slots=True)
-class ServerPath:
-    """What a path under `v0.1/servers/` asks for: every version of a server (`version` None) or one."""
-
-    name: str
-    version: str | None
-
-
-def server_path(head: str, rest: str) -> ServerPath | None:
-    """`{serverName}/versions[/{version}]` from the first segment after `v0.1/servers/` and the rest.
-
-    Clients send the name URL-encoded (`com.example%2Fweather`). Core Tools and the Functions host
-    keep that `%2F` inside the segment, but Azure's front end decodes it before the host routes the
-    request (azure-functions-host #9290, #3998 and #5619, open), so there the name spans two segments.
-    A name holds exactly one `/`, which tells the two apart. The host has decoded every other escape
-    once already: nothing else is decoded here, so a version sent as `3.0.0-%2541` is `3.0.0-%41`.
-    None for a shape the feed does not serve.
-    """
-    if _ENCODED_SLASH.search(head):
-        name, tail = _ENCODED_SLASH.sub("/", head), rest
-    else:
-        second, _, tail = rest.partition("/")
-        name = f"{head}/{second}"
-    # Route literals match case-insensitively on the Functions host, as `versions` did in a route of its own.
-    kind, _, version = tail.partition("/")
-    if kind.lower() != _VERSIONS:
-        return None
-    return ServerPath(name, version or None)
 
 
 Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(in_utc_range)]
