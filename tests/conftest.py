@@ -19,6 +19,8 @@ import pytest
 
 from tests import logscan, pgbouncer_support
 from tests.support import (
+    APP_PASSWORD,
+    APP_ROLE,
     Caller,
     PostgresCluster,
     RunningHost,
@@ -37,15 +39,16 @@ pytest_plugins = ["tests.logscan"]
 def postgres(pytestconfig: pytest.Config) -> Iterator[PostgresCluster]:
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
-        with pgbouncer_support.in_front_of(external):
+        with pgbouncer_support.in_front_of(external, ((APP_ROLE, APP_PASSWORD),)):
             yield PostgresCluster(external, None)
         return
     folder = scratch_folder("registry-pg-")
     server = PgServer(folder / "data", free_port())
     server.start()
     logscan.forbid(pytestconfig, server.password)
+    logscan.forbid(pytestconfig, APP_PASSWORD)
     try:
-        with pgbouncer_support.in_front_of(server.url):
+        with pgbouncer_support.in_front_of(server.url, ((APP_ROLE, APP_PASSWORD),)):
             yield PostgresCluster(server.url, server)
     finally:
         server.destroy()

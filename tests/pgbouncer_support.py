@@ -34,8 +34,9 @@ def enabled() -> bool:
 
 
 @contextmanager
-def in_front_of(server_url: str) -> Iterator[None]:
-    """With TEST_VIA_PGBOUNCER set, a PgBouncer in front of the server of `server_url` meanwhile."""
+def in_front_of(server_url: str, other_users: tuple[tuple[str, str], ...] = ()) -> Iterator[None]:
+    """With TEST_VIA_PGBOUNCER set, a PgBouncer in front of the server of `server_url` meanwhile,
+    for its user and `other_users` ((user, password) pairs)."""
     global _running
     if not enabled():
         yield
@@ -43,7 +44,7 @@ def in_front_of(server_url: str) -> Iterator[None]:
     parts = urlsplit(server_url)
     folder = Path(tempfile.mkdtemp(prefix="registry-pgbouncer-"))
     bouncer = PgBouncer(folder, parts.hostname or "127.0.0.1", parts.port or _DEFAULT_PORT,
-                        users=((parts.username or "postgres", parts.password or ""),))
+                        users=((parts.username or "postgres", parts.password or ""), *other_users))
     try:
         bouncer.start()
     except PgBouncerUnavailable as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,16 @@ from tools.migrate import migrate
 from tools.pgserver import PgServer, free_port, scratch_folder
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The grants the app's role gets in Azure (infra/scripts/grant-db-access.sh applies the same file).
+APP_GRANTS = PROJECT_ROOT / "sql" / "app_grants.sql"
+# The role every dev host signs in as on a migrated test database: the migrations run as the
+# server's owner, the API as this role with exactly the rights of APP_GRANTS.
+APP_ROLE = "registry_app"
+# Its password for this test run (the servers accept passwords only); the log scan forbids it.
+APP_PASSWORD = secrets.token_urlsafe(24)
+
+# Owner URL of each database `migrated_database` made -> the URL the app uses for it.
+_app_urls: dict[str, str] = {}
 
 
 def run(coroutine: Any) -> Any:
@@ -59,9 +70,36 @@ class PostgresCluster:
         return with_database(self.admin_url, name)
 
     def migrated_database(self, prefix: str = "registry_test") -> str:
+        """A new database migrated as the owner, with APP_ROLE granted as in Azure; its owner URL.
+
+        `app_environment` points a dev host at it as APP_ROLE."""
         url = self.create_database(prefix)
         run(migrate(DatabaseSettings.from_env({"DATABASE_URL": url}), quiet=True))
+        run(grant_app_role(url, APP_ROLE))
+        _app_urls[url] = with_user(url, APP_ROLE, APP_PASSWORD)
         return url
+
+
+def with_user(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{user}:{password}@{host}", parts.path, parts.query, parts.fragment))
+
+
+async def grant_app_role(owner_url: str, role: str, password: str = APP_PASSWORD) -> None:
+    """Create the login role once per server (or give it `password`), then apply
+    sql/app_grants.sql for it as the deployment script does: the role named in
+    registry.app_role, the file as written."""
+    connection = await asyncpg.connect(owner_url)
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+        # DDL takes no parameters; the password is URL-safe base64.
+        verb = "ALTER" if exists else "CREATE"
+        await connection.execute(f"{verb} ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+        await connection.execute("SELECT set_config('registry.app_role', $1, false)", role)
+        await connection.execute(APP_GRANTS.read_text(encoding="utf-8"))
+    finally:
+        await connection.close()
 
 
 class Sql:
@@ -99,6 +137,8 @@ def app_environment(database_url: str, authority: DevAuthority, **overrides: str
         key: value for key, value in os.environ.items()
         if not key.startswith(("ENTRA_", "DB_", "REGISTRY_", "CORS_", "ALLOW_", "ALLOWED_")) and key != "DATABASE_URL"
     }
+    # A database from `migrated_database` is used as the app's least-privileged role.
+    database_url = _app_urls.get(database_url, database_url)
     environment.update({
         "DATABASE_URL": database_url,
         "ENTRA_TENANT_ID": authority.tenant_id,
