@@ -21,10 +21,13 @@ param location string = resourceGroup().location
 // Function App
 // ---------------------------------------------------------------------------------------------
 
-@description('Most Flex Consumption instances the app may scale out to. Each instance keeps its own database pool.')
-@minValue(1)
+// Flex Consumption refuses a maximum below 40 in most regions (Microsoft Learn, "Azure Functions
+// Flex Consumption plan hosting": "the lowest maximum scale is currently 40"; lower values were
+// a preview in a few regions only).
+@description('Most Flex Consumption instances the app may scale out to (40 to 1000). Each instance keeps its own database pool.')
+@minValue(40)
 @maxValue(1000)
-param maximumInstanceCount int = 10
+param maximumInstanceCount int = 40
 
 @description('Memory of each Function App instance in MB.')
 @allowed([
@@ -92,16 +95,36 @@ param entraAllowGuests bool = false
 ])
 param postgresVersion string = '17'
 
-@description('PostgreSQL compute tier. Burstable has no built-in PgBouncer.')
+// Standard_B1ms is left out on purpose: its 35 user connections cannot give each of the 40
+// instances Flex Consumption may run one connection. The tier follows from the name.
+@description('PostgreSQL compute size: Burstable (Standard_B...), General Purpose (Standard_D...) or Memory Optimized (Standard_E...).')
 @allowed([
-  'Burstable'
-  'GeneralPurpose'
-  'MemoryOptimized'
+  'Standard_B2s'
+  'Standard_B2ms'
+  'Standard_B4ms'
+  'Standard_B8ms'
+  'Standard_B12ms'
+  'Standard_B16ms'
+  'Standard_B20ms'
+  'Standard_D2ds_v5'
+  'Standard_D4ds_v5'
+  'Standard_D8ds_v5'
+  'Standard_D16ds_v5'
+  'Standard_D32ds_v5'
+  'Standard_D48ds_v5'
+  'Standard_D64ds_v5'
+  'Standard_D96ds_v5'
+  'Standard_E2ds_v5'
+  'Standard_E4ds_v5'
+  'Standard_E8ds_v5'
+  'Standard_E16ds_v5'
+  'Standard_E20ds_v5'
+  'Standard_E32ds_v5'
+  'Standard_E48ds_v5'
+  'Standard_E64ds_v5'
+  'Standard_E96ds_v5'
 ])
-param postgresSkuTier string = 'Burstable'
-
-@description('PostgreSQL compute size; must belong to postgresSkuTier (Standard_B1ms is Burstable).')
-param postgresSkuName string = 'Standard_B1ms'
+param postgresSkuName string = 'Standard_B2s'
 
 @description('PostgreSQL storage in GiB.')
 @minValue(32)
@@ -112,15 +135,15 @@ param postgresStorageSizeGB int = 32
 @maxValue(35)
 param postgresBackupRetentionDays int = 7
 
-@description('Keep backups in the paired region as well. Can only be chosen when the server is created.')
+@description('Keep backups in the paired region as well. Can only be chosen when the server is created, and only in regions that offer it (see infra/README.md); set false elsewhere.')
 param postgresGeoRedundantBackup bool = true
 
 @description('Turn on the built-in PgBouncer and connect through it on port 6432 (GeneralPurpose or MemoryOptimized only).')
 param enablePgBouncer bool = false
 
-@description('Connections the app may hold on the server, summed over all instances. B1ms allows 35 user connections; keep a few free for migrations and administrators.')
-@minValue(1)
-param databaseConnectionBudget int = 30
+@description('Connections the app may hold on the server, summed over all instances (at least one per instance). Held below the server\'s user connections less 10 for migrations and operators.')
+@minValue(40)
+param databaseConnectionBudget int = 320
 
 @description('Allow PostgreSQL password sign-in besides Microsoft Entra. Off by default; the app never uses it.')
 param passwordAuthEnabled bool = false
@@ -176,11 +199,10 @@ var databaseName = 'registry'
 // Connection budget (infra/README.md, "Connection budget")
 // ---------------------------------------------------------------------------------------------
 
-// Maximum user connections of each Burstable size: max_connections less the 15 that Azure
-// keeps for replication and monitoring. Every General Purpose or Memory Optimized size allows
-// at least 844, so that is the bound for sizes not listed here.
-var burstableUserConnections = {
-  Standard_B1ms: 35
+// Maximum user connections of each allowed size (Microsoft Learn, "Limits in Azure Database for
+// PostgreSQL flexible server": max_connections less the 15 Azure keeps for replication and
+// monitoring).
+var userConnections = {
   Standard_B2s: 414
   Standard_B2ms: 844
   Standard_B4ms: 1703
@@ -188,14 +210,38 @@ var burstableUserConnections = {
   Standard_B12ms: 4985
   Standard_B16ms: 4985
   Standard_B20ms: 4985
+  Standard_D2ds_v5: 844
+  Standard_D4ds_v5: 1703
+  Standard_D8ds_v5: 3422
+  Standard_D16ds_v5: 4985
+  Standard_D32ds_v5: 4985
+  Standard_D48ds_v5: 4985
+  Standard_D64ds_v5: 4985
+  Standard_D96ds_v5: 4985
+  Standard_E2ds_v5: 1703
+  Standard_E4ds_v5: 3422
+  Standard_E8ds_v5: 4985
+  Standard_E16ds_v5: 4985
+  Standard_E20ds_v5: 4985
+  Standard_E32ds_v5: 4985
+  Standard_E48ds_v5: 4985
+  Standard_E64ds_v5: 4985
+  Standard_E96ds_v5: 4985
 }
-var serverUserConnections = contains(burstableUserConnections, postgresSkuName) ? burstableUserConnections[postgresSkuName] : 844
-var connectionBudget = min(databaseConnectionBudget, serverUserConnections)
+var postgresSkuTier = startsWith(postgresSkuName, 'Standard_B') ? 'Burstable' : (startsWith(postgresSkuName, 'Standard_D') ? 'GeneralPurpose' : 'MemoryOptimized')
+var serverUserConnections = userConnections[postgresSkuName]
+// Kept free whatever the budget: a migration run, the grant script and an operator's psql.
+var reservedConnections = 10
+var connectionBudget = min(databaseConnectionBudget, serverUserConnections - reservedConnections)
 
 // FUNCTIONS_WORKER_PROCESS_COUNT is left unset, so every Flex instance runs one Python worker
-// with its own asyncpg pool, and the server can see instances x DB_POOL_MAX_SIZE connections. Capping the instances at the budget keeps
-// every pool at one connection or more; each pool then gets its instance's share, rounded
-// down, so the product never exceeds the budget (and 100 is the most the app accepts).
+// with its own asyncpg pool, and the server can see instances x DB_POOL_MAX_SIZE connections.
+// Each pool gets its instance's share of the budget, rounded down (and 100 is the most the app
+// accepts). The smallest allowed server leaves 404 connections, so the budget always covers
+// the 40 instances Flex requires; a larger maximum is lowered to the budget, so that every pool
+// keeps one connection or more. This bounds the planned scale-out only: the host does not
+// strictly hold HTTP bursts to maximumInstanceCount (azure-functions-host #11790), which is why
+// the default leaves headroom and the app answers `too many clients` with 503 and Retry-After.
 var effectiveMaximumInstanceCount = min(maximumInstanceCount, connectionBudget)
 var dbPoolMaxSize = min(100, connectionBudget / effectiveMaximumInstanceCount)
 var dbPoolMinSize = 1
@@ -205,7 +251,7 @@ var pgBouncerEnabled = enablePgBouncer && (postgresSkuTier != 'Burstable')
 var databasePort = pgBouncerEnabled ? 6432 : 5432
 
 // What the deployment changed of the request, reported in the NOTES output.
-var budgetNote = (databaseConnectionBudget > serverUserConnections) ? 'databaseConnectionBudget was lowered to ${serverUserConnections}, the user connections of ${postgresSkuName}. ' : ''
+var budgetNote = (databaseConnectionBudget > connectionBudget) ? 'databaseConnectionBudget was lowered to ${connectionBudget}, the user connections of ${postgresSkuName} less ${reservedConnections} for migrations and operators. ' : ''
 var instancesNote = (maximumInstanceCount > effectiveMaximumInstanceCount) ? 'maximumInstanceCount was lowered to ${effectiveMaximumInstanceCount} so that every instance gets a connection. ' : ''
 var pgBouncerNote = (enablePgBouncer && !pgBouncerEnabled) ? 'enablePgBouncer was ignored: the Burstable tier has no built-in PgBouncer.' : ''
 
@@ -317,7 +363,11 @@ var telemetrySettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   // Local auth is off on Application Insights: ingestion is by the identity's Entra token.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  // The worker's OpenTelemetry distro exports the app's spans (database calls as dependencies
+  // under the host's request). Logs take one path only, the host's forwarding of the worker's
+  // log records, so the distro exports none (docs/telemetry.md says why this path).
   PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+  OTEL_LOGS_EXPORTER: 'none'
 }
 var appSettings = union(hostSettings, databaseSettings, entraSettings, webSettings, telemetrySettings)
 
@@ -353,6 +403,8 @@ output AZURE_FUNCTION_NAME string = functionApp.outputs.name
 output FUNCTION_APP_URL string = 'https://${functionApp.outputs.defaultHostName}'
 output APP_IDENTITY_NAME string = identity.outputs.name
 output APP_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+// The object id the grant script creates the database role for (pgaadauth_create_principal_with_oid).
+output APP_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output POSTGRES_SERVER_NAME string = postgres.outputs.name
 output POSTGRES_SERVER_FQDN string = postgres.outputs.fqdn
 output POSTGRES_DATABASE string = postgres.outputs.databaseName

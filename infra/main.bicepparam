@@ -1,8 +1,10 @@
 using './main.bicep'
 
-// Tenant-specific values come from the environment so that none is committed; the deployment
-// stops with "environment variable ... does not exist" when a required one is missing.
-// infra/README.md lists the exports. Everything else keeps the safe defaults of main.bicep.
+// The one parameter file, for `az deployment group create` and for `azd` alike (azd uses a
+// main.bicepparam beside main.bicep and passes its environment to it). Tenant-specific values
+// come from the environment so that none is committed; the deployment stops with
+// "environment variable ... does not exist" when a required one is missing. infra/README.md
+// lists the exports. Everything else keeps the safe defaults of main.bicep.
 
 param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', 'registry')
 
@@ -18,12 +20,13 @@ param entraAdminPrincipalType = readEnvironmentVariable('PG_ADMIN_TYPE', 'User')
 // This machine's public IP, for migrations; leave unset to open no such rule.
 param clientIpAddress = readEnvironmentVariable('CLIENT_IP_ADDRESS', '')
 
-// Burstable B1ms: 35 user connections, 30 of them for the app, at most 10 instances of 3 each.
-param postgresSkuTier = 'Burstable'
-param postgresSkuName = 'Standard_B1ms'
+// Burstable B2s: 414 user connections; 40 instances (the Flex minimum) with pools of 8 hold 320
+// of them, leaving 94 for migrations, an operator and instances beyond the cap in a burst.
+param postgresSkuName = 'Standard_B2s'
 param enablePgBouncer = false
-param maximumInstanceCount = 10
-param databaseConnectionBudget = 30
+param maximumInstanceCount = 40
+param databaseConnectionBudget = 320
+param postgresGeoRedundantBackup = bool(readEnvironmentVariable('PG_GEO_REDUNDANT_BACKUP', 'true'))
 
 param passwordAuthEnabled = false
 param corsOrigins = []

@@ -26,8 +26,8 @@ param storageBlobEndpoint string
 @description('Blob container that receives the deployment package.')
 param deploymentContainerName string
 
-@description('Most instances the app may scale out to; every instance holds its own database pool.')
-@minValue(1)
+@description('Most instances the app may scale out to (Flex Consumption refuses fewer than 40); every instance holds its own database pool.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int
 

@@ -45,12 +45,27 @@ APP_SETTINGS = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+    "OTEL_LOGS_EXPORTER",
 }
 
 # Maximum user connections from the Azure documentation ("Limits in Azure Database for
-# PostgreSQL flexible server"), written out independently of main.bicep's own table.
-USER_CONNECTIONS = {"Standard_B1ms": 35, "Standard_B2s": 414, "Standard_D2ds_v5": 844, "Standard_E2ds_v5": 1703}
-GENERAL_PURPOSE = {"postgresSkuTier": "GeneralPurpose", "postgresSkuName": "Standard_D2ds_v5"}
+# PostgreSQL flexible server", max_connections less 15), written out independently of
+# main.bicep's own table, by vCores: Burstable, General Purpose (4 GiB a vCore) and Memory
+# Optimized (8 GiB a vCore) sizes.
+USER_CONNECTIONS = (
+    {"Standard_B2s": 414, "Standard_B2ms": 844, "Standard_B4ms": 1703, "Standard_B8ms": 3422}
+    | {f"Standard_B{cores}ms": 4985 for cores in (12, 16, 20)}
+    | {"Standard_D2ds_v5": 844, "Standard_D4ds_v5": 1703, "Standard_D8ds_v5": 3422}
+    | {f"Standard_D{cores}ds_v5": 4985 for cores in (16, 32, 48, 64, 96)}
+    | {"Standard_E2ds_v5": 1703, "Standard_E4ds_v5": 3422}
+    | {f"Standard_E{cores}ds_v5": 4985 for cores in (8, 16, 20, 32, 48, 64, 96)}
+)
+TIERS = {"B": "Burstable", "D": "GeneralPurpose", "E": "MemoryOptimized"}
+GENERAL_PURPOSE = {"postgresSkuName": "Standard_D2ds_v5"}
+# Flex Consumption's lowest maximumInstanceCount (Microsoft Learn, "Flex Consumption plan").
+FLEX_MINIMUM_INSTANCES = 40
+# What main.bicep keeps free for a migration run, the grant script and an operator.
+RESERVED = 10
 
 # The special firewall range that admits connections from inside Azure, never a bind address.
 AZURE_SERVICES = "0.0.0.0"  # noqa: S104
@@ -144,6 +159,8 @@ class Evaluator:
                 return left != right
             case "greater_than":
                 return left > right
+            case "substract":  # pycep's spelling
+                return left - right
             case "divide":
                 return left // right  # integer division, as ARM does for ints
             case "index_accessor":
@@ -159,6 +176,8 @@ class Evaluator:
                 return max(arguments)
             case "contains":
                 return arguments[1] in arguments[0]
+            case "starts_with":
+                return str(arguments[0]).startswith(str(arguments[1]))
             case "trim":
                 return str(arguments[0]).strip()
             case "string":
@@ -347,14 +366,25 @@ def test_postgres_resources_use_the_ga_api_version() -> None:
     assert versions == {POSTGRES_API_VERSION}
 
 
-def test_postgres_defaults_are_version_17_on_burstable_b1ms() -> None:
+def test_postgres_defaults_are_version_17_on_burstable_b2s() -> None:
     parameters = template("main.bicep")["parameters"]
     assert decorators(parameters["postgresVersion"])["allowed"] == ["16", "17"]
     assert default("main.bicep", "postgresVersion") == "17"
-    assert default("main.bicep", "postgresSkuTier") == "Burstable"
-    assert default("main.bicep", "postgresSkuName") == "Standard_B1ms"
+    assert default("main.bicep", "postgresSkuName") == "Standard_B2s"
+    assert budget().name("postgresSkuTier") == "Burstable"
     server = only("modules/postgres.bicep", "Microsoft.DBforPostgreSQL/flexibleServers")
     assert server["sku"] == {"name": "skuName", "tier": "skuTier"}
+
+
+def test_every_allowed_size_has_its_documented_user_connections_and_its_tier() -> None:
+    allowed = decorators(template("main.bicep")["parameters"]["postgresSkuName"])["allowed"]
+    # B1ms (35 user connections) cannot give 40 instances a connection each.
+    assert "Standard_B1ms" not in allowed
+    assert sorted(allowed) == sorted(USER_CONNECTIONS)
+    for sku in allowed:
+        evaluator = budget(postgresSkuName=sku)
+        assert evaluator.name("serverUserConnections") == USER_CONNECTIONS[sku], sku
+        assert evaluator.name("postgresSkuTier") == TIERS[sku.removeprefix("Standard_")[0]], sku
 
 
 def test_postgres_signs_in_with_entra_and_password_auth_is_off_by_default() -> None:
@@ -423,16 +453,35 @@ def test_pgbouncer_settings_exist_only_when_pgbouncer_is_enabled() -> None:
 # --- connection budget --------------------------------------------------------------------------
 
 
+def test_flex_consumption_is_never_asked_for_fewer_than_40_instances() -> None:
+    for relative in ("main.bicep", "modules/functionapp.bicep"):
+        limits = decorators(template(relative)["parameters"]["maximumInstanceCount"])
+        assert (limits["min_value"], limits["max_value"]) == (FLEX_MINIMUM_INSTANCES, 1000), relative
+    assert default("main.bicep", "maximumInstanceCount") == FLEX_MINIMUM_INSTANCES
+    assert decorators(template("main.bicep")["parameters"]["databaseConnectionBudget"])["min_value"] == (
+        FLEX_MINIMUM_INSTANCES
+    )
+
+
+def test_the_default_is_40_instances_of_8_connections_on_b2s() -> None:
+    evaluator = budget()
+    assert (evaluator.name("effectiveMaximumInstanceCount"), evaluator.name("dbPoolMaxSize")) == (40, 8)
+    assert evaluator.output("NOTES") == ""
+    # 320 of 414: 94 left for migrations, an operator and a burst beyond the cap.
+    assert USER_CONNECTIONS["Standard_B2s"] - 40 * 8 == 94
+
+
 @pytest.mark.parametrize(
     ("parameters", "instances", "pool_max"),
     [
-        ({}, 10, 3),
-        ({"maximumInstanceCount": 100}, 30, 1),
-        ({"maximumInstanceCount": 4}, 4, 7),
-        ({"maximumInstanceCount": 1}, 1, 30),
-        ({"databaseConnectionBudget": 50}, 10, 3),
-        (GENERAL_PURPOSE | {"databaseConnectionBudget": 400, "maximumInstanceCount": 40}, 40, 10),
-        (GENERAL_PURPOSE | {"databaseConnectionBudget": 800, "maximumInstanceCount": 2}, 2, 100),
+        ({}, 40, 8),
+        ({"maximumInstanceCount": 100}, 100, 3),
+        ({"maximumInstanceCount": 1000}, 320, 1),
+        ({"databaseConnectionBudget": 40}, 40, 1),
+        ({"databaseConnectionBudget": 500}, 40, 10),
+        (GENERAL_PURPOSE | {"databaseConnectionBudget": 800}, 40, 20),
+        (GENERAL_PURPOSE | {"databaseConnectionBudget": 5000, "maximumInstanceCount": 1000}, 834, 1),
+        ({"postgresSkuName": "Standard_E96ds_v5", "databaseConnectionBudget": 4000}, 40, 100),
     ],
 )
 def test_pool_size_is_the_instance_share_of_the_budget(
@@ -445,22 +494,24 @@ def test_pool_size_is_the_instance_share_of_the_budget(
         pool_max
     )
     assert evaluator.output("MAXIMUM_INSTANCE_COUNT") == instances
+    assert evaluator.output("DB_POOL_MAX_SIZE") == pool_max
 
 
 @pytest.mark.parametrize("sku", sorted(USER_CONNECTIONS))
-def test_instances_times_pool_never_exceeds_the_budget_or_the_server(sku: str) -> None:
-    for requested_budget in (1, 2, 29, 30, 35, 36, 414, 500, 5000):
-        for maximum_instances in (1, 2, 3, 7, 10, 40, 100, 1000):
+def test_every_allowed_size_fits_every_allowed_instance_count_with_room_to_spare(sku: str) -> None:
+    for requested_budget in (40, 41, 100, 320, 404, 414, 500, 844, 1703, 5000, 100_000):
+        for maximum_instances in (40, 41, 79, 100, 320, 999, 1000):
             evaluator = budget(
                 postgresSkuName=sku, databaseConnectionBudget=requested_budget, maximumInstanceCount=maximum_instances
             )
             instances = evaluator.name("effectiveMaximumInstanceCount")
             pool_max = evaluator.name("dbPoolMaxSize")
             case = f"{sku}, budget {requested_budget}, {maximum_instances} instances"
-            assert 1 <= instances <= maximum_instances, case
+            assert FLEX_MINIMUM_INSTANCES <= instances <= maximum_instances, case
             assert 1 <= pool_max <= 100, case
             assert pool_max >= evaluator.name("dbPoolMinSize"), case
-            assert instances * pool_max <= min(requested_budget, USER_CONNECTIONS[sku]), case
+            assert instances * pool_max <= min(requested_budget, USER_CONNECTIONS[sku] - RESERVED), case
+            assert USER_CONNECTIONS[sku] - instances * pool_max >= RESERVED, case
 
 
 @pytest.mark.parametrize(
@@ -468,17 +519,19 @@ def test_instances_times_pool_never_exceeds_the_budget_or_the_server(sku: str) -
     [
         ({}, ""),
         (
-            {"databaseConnectionBudget": 50},
-            "databaseConnectionBudget was lowered to 35, the user connections of Standard_B1ms.",
+            {"databaseConnectionBudget": 500},
+            "databaseConnectionBudget was lowered to 404, the user connections of Standard_B2s less 10 "
+            "for migrations and operators.",
         ),
         (
-            {"maximumInstanceCount": 100},
-            "maximumInstanceCount was lowered to 30 so that every instance gets a connection.",
+            {"maximumInstanceCount": 400},
+            "maximumInstanceCount was lowered to 320 so that every instance gets a connection.",
         ),
         (
-            {"databaseConnectionBudget": 50, "maximumInstanceCount": 40},
-            "databaseConnectionBudget was lowered to 35, the user connections of Standard_B1ms. "
-            "maximumInstanceCount was lowered to 35 so that every instance gets a connection.",
+            {"databaseConnectionBudget": 1000, "maximumInstanceCount": 1000},
+            "databaseConnectionBudget was lowered to 404, the user connections of Standard_B2s less 10 "
+            "for migrations and operators. "
+            "maximumInstanceCount was lowered to 404 so that every instance gets a connection.",
         ),
     ],
 )
@@ -492,19 +545,20 @@ def test_function_app_scales_to_the_capped_instance_count() -> None:
 
 
 @pytest.mark.parametrize(
-    ("tier", "requested", "enabled", "port", "note"),
+    ("sku", "requested", "enabled", "port", "note"),
     [
-        ("Burstable", False, False, 5432, ""),
-        ("Burstable", True, False, 5432, "enablePgBouncer was ignored: the Burstable tier has no built-in PgBouncer."),
-        ("GeneralPurpose", False, False, 5432, ""),
-        ("GeneralPurpose", True, True, 6432, ""),
-        ("MemoryOptimized", True, True, 6432, ""),
+        ("Standard_B2s", False, False, 5432, ""),
+        ("Standard_B8ms", True, False, 5432,
+         "enablePgBouncer was ignored: the Burstable tier has no built-in PgBouncer."),
+        ("Standard_D2ds_v5", False, False, 5432, ""),
+        ("Standard_D2ds_v5", True, True, 6432, ""),
+        ("Standard_E4ds_v5", True, True, 6432, ""),
     ],
 )
 def test_pgbouncer_is_used_only_on_tiers_that_have_it(
-    tier: str, requested: bool, enabled: bool, port: int, note: str
+    sku: str, requested: bool, enabled: bool, port: int, note: str
 ) -> None:
-    evaluator = budget(postgresSkuTier=tier, enablePgBouncer=requested)
+    evaluator = budget(postgresSkuName=sku, enablePgBouncer=requested)
     assert evaluator.name("pgBouncerEnabled") is enabled
     assert evaluator.name("databasePort") == port
     assert evaluator.eval(template("main.bicep")["variables"]["databaseSettings"]["value"]["DB_PGBOUNCER"]) == (
@@ -535,21 +589,16 @@ def test_bicepparam_keeps_the_safe_defaults() -> None:
     values = bicepparam()
     assert values["passwordAuthEnabled"] == "false"
     assert values["enablePgBouncer"] == "false"
-    assert values["postgresSkuTier"] == "'Burstable'"
-    assert values["postgresSkuName"] == "'Standard_B1ms'"
-    assert (int(values["maximumInstanceCount"]), int(values["databaseConnectionBudget"])) == (10, 30)
+    assert values["postgresSkuName"] == "'Standard_B2s'"
+    assert (int(values["maximumInstanceCount"]), int(values["databaseConnectionBudget"])) == (40, 320)
     assert values["corsOrigins"] == "[]"
     assert "255.255.255.255" not in (INFRA / "main.bicepparam").read_text(encoding="utf-8")
 
 
-def test_azd_parameters_name_only_known_parameters() -> None:
-    import json
-
-    values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
-    declared = template("main.bicep")["parameters"]
-    required = {name for name, parameter in declared.items() if "default" not in parameter}
-    assert set(values) <= set(declared)
-    assert required <= set(values)
+def test_main_bicepparam_is_the_only_parameter_file() -> None:
+    # azd prefers main.bicepparam when both exist, so a second file would silently go unused.
+    assert sorted(path.name for path in INFRA.glob("main.*")) == ["main.bicep", "main.bicepparam"]
+    assert "main.parameters.json" not in (INFRA / "README.md").read_text(encoding="utf-8")
 
 
 # --- the database role step ---------------------------------------------------------------------
@@ -562,12 +611,20 @@ def test_scripts_are_executable_bash(script: str) -> None:
     assert path.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n")
 
 
-def test_grant_script_creates_the_identity_role_and_grants_data_access() -> None:
+def test_grant_script_creates_the_role_by_the_identitys_object_id() -> None:
+    # tests/test_app_grants.py runs the script itself against a local server.
     text = (INFRA / "scripts" / "grant-db-access.sh").read_text(encoding="utf-8")
-    assert "pgaadauth_create_principal(%L, false, false)" in text
+    assert "pgaadauth_create_principal_with_oid(%L, %L, %L, false, false)" in text
+    assert "pgaadauth_create_principal(" not in text
     assert "--resource-type oss-rdbms" in text
-    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public" in text
-    assert "ALTER DEFAULT PRIVILEGES IN SCHEMA public" in text
+    assert text.count("APP_IDENTITY_PRINCIPAL_ID") >= 2
+    # identity.outputs.principalId, the object id of the user-assigned identity.
+    assert template("main.bicep")["outputs"]["APP_IDENTITY_PRINCIPAL_ID"]["value"] == {"operator": {
+        "type": "property_accessor", "operands": {"operand_1": "identity", "operand_2": {"operator": {
+            "type": "property_accessor", "operands": {"operand_1": "outputs", "operand_2": "principalId"}}}}}}
+    assert template("modules/identity.bicep")["outputs"]["principalId"]["value"] == {"operator": {
+        "type": "property_accessor", "operands": {"operand_1": "identity", "operand_2": {"operator": {
+            "type": "property_accessor", "operands": {"operand_1": "properties", "operand_2": "principalId"}}}}}}
 
 
 def test_readme_walks_through_every_step() -> None:
