@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,8 +18,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.support import PROJECT_ROOT, PostgresCluster, Sql
-from tools.migrate import LOCK_KEY, MIGRATIONS_DIR
+from shared.config import DatabaseSettings
+from shared.db import connect_options
+from tests.support import PROJECT_ROOT, PostgresCluster, Sql, throwaway_server
+from tools.migrate import LOCK_KEY, MIGRATIONS_DIR, connect_when_reachable
 from tools.pgserver import free_port
 
 TABLES = ["audit_log", "registrations", "schema_migrations", "users"]
@@ -203,6 +207,46 @@ def test_an_unreachable_database_exits_1_with_a_clear_message() -> None:
         f"('127.0.0.1', {port}))\n"
     )
     assert time.monotonic() - started < 20
+
+
+def test_wait_tries_again_with_a_message_per_attempt_then_gives_up() -> None:
+    port = free_port()  # nothing listens there
+    started = time.monotonic()
+    result = run_migrate(f"postgresql://postgres@127.0.0.1:{port}/registry", "--wait", "1.5")
+    elapsed = time.monotonic() - started
+    refused = f"ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', {port})"
+    assert (result.returncode, result.stdout) == (1, "")
+    first, last = result.stderr.splitlines()
+    assert re.fullmatch(re.escape(f"migrate: attempt 1 could not connect ({refused}); trying again in ")
+                        + r"[12] s, giving up in [12] s", first), first
+    assert last == f"migrate: cannot reach the database ({refused})"
+    assert 1.5 <= elapsed < 20
+
+
+def test_wait_connects_once_a_late_server_comes_up(capsys: pytest.CaptureFixture[str]) -> None:
+    with throwaway_server("registry-migrate-late-") as server:
+        url = server.database_url("postgres")
+        starter = threading.Timer(1.0, server.start)
+        starter.start()
+        try:
+            options = {**connect_options(DatabaseSettings.from_env({"DATABASE_URL": url})), "command_timeout": None}
+            connection = asyncio.run(_connect_and_ask(options))
+        finally:
+            starter.join()
+        assert connection == 1
+    attempts = capsys.readouterr().err.splitlines()
+    assert attempts, "the first attempt, before the server started, should have been reported"
+    assert all(line.startswith("migrate: attempt ") for line in attempts)
+    assert [int(line.split()[2]) for line in attempts] == list(range(1, len(attempts) + 1))
+
+
+async def _connect_and_ask(options: dict[str, Any]) -> int:
+    connection = await connect_when_reachable(options, 60, interval=0.2)
+    try:
+        value: int = await connection.fetchval("SELECT 1")
+        return value
+    finally:
+        await connection.close()
 
 
 def test_a_missing_database_exits_1_with_a_clear_message(postgres: PostgresCluster) -> None:

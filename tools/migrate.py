@@ -2,6 +2,7 @@
 
     python -m tools.migrate            # apply what is pending
     python -m tools.migrate --status   # list applied and pending files, change nothing
+    python -m tools.migrate --wait 300 # keep trying to connect for up to 300 s first
 
 Each file runs in its own transaction and is recorded with its SHA-256 in
 `schema_migrations`. An applied file that was edited since is refused. An advisory lock makes
@@ -15,7 +16,10 @@ import argparse
 import asyncio
 import hashlib
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import asyncpg
@@ -26,6 +30,8 @@ from shared.db import UNAVAILABLE_ERRORS, connect_options
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
 # Any fixed 64-bit number; it only has to differ from other advisory locks on the database.
 LOCK_KEY = 7_143_020_611_201
+# Pause between two connection attempts under --wait.
+RETRY_INTERVAL = 10.0
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -61,14 +67,46 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def connect_when_reachable(
+    options: dict[str, Any], wait: float, *, interval: float = RETRY_INTERVAL, say: Callable[[str], None] = _say
+) -> asyncpg.Connection:
+    """Connect, trying again for up to `wait` seconds while the server is unreachable or refuses us.
+
+    A new Azure server takes minutes before its firewall rules and its Entra administrator
+    apply: until then a connection times out or is refused (`no pg_hba.conf entry`), which is
+    not yet a reason to stop. Each failed attempt says so; the last one's error is raised."""
+    deadline = time.monotonic() + wait
+    attempt = 1
+    while True:
+        try:
+            connection: asyncpg.Connection = await asyncpg.connect(**options)
+            return connection
+        except UNAVAILABLE_ERRORS as error:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise
+            pause = min(interval, remaining)
+            say(f"migrate: attempt {attempt} could not connect ({type(error).__name__}: {error}); "
+                f"trying again in {pause:.0f} s, giving up in {remaining:.0f} s")
+            await asyncio.sleep(pause)
+            attempt += 1
+
+
 async def migrate(
-    settings: DatabaseSettings, directory: Path = MIGRATIONS_DIR, *, dry_run: bool = False, quiet: bool = False
+    settings: DatabaseSettings, directory: Path = MIGRATIONS_DIR, *, dry_run: bool = False, quiet: bool = False,
+    wait: float = 0.0,
 ) -> list[str]:
-    """Apply pending migrations; returns the versions applied (or pending, with dry_run)."""
+    """Apply pending migrations; returns the versions applied (or pending, with dry_run).
+
+    With `wait`, an unreachable database is tried again for that many seconds first."""
     migrations = discover(directory)
     # A migration (or a wait for another run's lock) may take longer than any request should.
     options = {**connect_options(settings), "command_timeout": None}
-    connection: asyncpg.Connection = await asyncpg.connect(**options)
+    connection = await connect_when_reachable(options, wait)
     try:
         await connection.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
         try:
@@ -110,10 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--status", action="store_true", help="list pending migrations without applying them")
     parser.add_argument("--dir", type=Path, default=MIGRATIONS_DIR, help="folder of numbered .sql files")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="keep trying to connect for this long, with a message per attempt (default 0)")
     args = parser.parse_args(argv)
     try:
         settings = DatabaseSettings.from_env()
-        done = asyncio.run(migrate(settings, args.dir, dry_run=args.status))
+        done = asyncio.run(migrate(settings, args.dir, dry_run=args.status, wait=args.wait))
     except ConfigError as error:
         print(f"migrate: configuration error: {error}", file=sys.stderr)
         return 1
