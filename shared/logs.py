@@ -2,10 +2,10 @@
 
 Where the records go depends on who owns the root handlers. The dev host owns them and
 writes JSON lines to stderr with `JsonFormatter`. In Azure the Functions worker owns them: it
-ships every record to the host, which stores it with its own invocation id, and when
-OpenTelemetry is on an OpenTelemetry handler exports it as well. We do not replace handlers
-we do not own; `stamp_invocation_ids()` instead puts the current invocation id on every
-record as the attribute `invocation_id`, which OpenTelemetry exports as a custom dimension.
+ships every record to the host, which stores it in Application Insights with its own
+invocation id (the only path logs take there; see shared/telemetry.py). We do not replace
+handlers we do not own; `stamp_invocation_ids()` instead puts the current invocation id on
+every record as the attribute `invocation_id`, for any handler that exports record attributes.
 
 The invocation id comes from `invocation()`, entered around each call of a function.
 """

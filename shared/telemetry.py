@@ -1,5 +1,11 @@
 """Application Insights through OpenTelemetry, set up the way the Functions Python worker supports it.
 
+Logs reach Application Insights by one path only: the Functions host, which receives every
+record from the worker and stores it as a trace of the invocation. The OpenTelemetry distro
+exports spans (requests' dependencies), never logs: infra/ sets OTEL_LOGS_EXPORTER=none for the
+worker's distro, and we pass disable_logging when we configure it ourselves. docs/telemetry.md
+says why this path and not the others.
+
 `configure()` runs once per process, from function_app at import. It chooses by app setting:
 
 - no APPLICATIONINSIGHTS_CONNECTION_STRING: telemetry is off. Nothing is imported, and the
@@ -70,7 +76,9 @@ def _configure() -> Mode:
         # The resource detector the worker chooses when it configures (the distro's default
         # ones probe for App Service and a VM).
         os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")
-        options: dict[str, Any] = {"connection_string": connection_string}
+        # The host forwards every log record already; the distro exporting them too would
+        # store each twice.
+        options: dict[str, Any] = {"connection_string": connection_string, "disable_logging": True}
         credential = ingestion_credential(os.environ.get(AUTHENTICATION_STRING, ""))
         if credential is not None:
             options["credential"] = credential

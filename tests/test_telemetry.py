@@ -30,7 +30,8 @@ FAKE_CONNECTION_STRING = (
 )
 TELEMETRY_SETTINGS = (
     "APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
-    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "PYTHON_ENABLE_OPENTELEMETRY",
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "PYTHON_ENABLE_OPENTELEMETRY", "OTEL_LOGS_EXPORTER",
+    "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME",
 )
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiIxMjM0NSJ9.c2lnbmF0dXJlLWJ5dGVz"
 
@@ -112,7 +113,50 @@ from shared import telemetry
 print(telemetry.configure(), telemetry.configure(), calls)
 print(type(trace.get_tracer_provider()).__module__)
 """, APPLICATIONINSIGHTS_CONNECTION_STRING=FAKE_CONNECTION_STRING)
-    assert result.stdout == "app app [['connection_string']]\nopentelemetry.sdk.trace\n"
+    assert result.stdout == "app app [['connection_string', 'disable_logging']]\nopentelemetry.sdk.trace\n"
+
+
+# What the Python worker runs before it imports function_app when
+# PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY is true (azure_functions_worker/otel.py,
+# initialize_azure_monitor), then what ends up handling the app's log records and spans.
+WORKER_CONFIGURES_THE_DISTRO = """
+import logging, os
+from azure.monitor.opentelemetry import configure_azure_monitor
+os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")
+configure_azure_monitor(connection_string=os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"],
+                        logger_name=os.environ.get("PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME", ""))
+import function_app
+from opentelemetry import trace
+handlers = [type(handler).__name__ for name in ("", "shared", "shared.db")
+            for handler in logging.getLogger(name).handlers]
+print(handlers, type(trace.get_tracer_provider()).__module__)
+"""
+
+
+def deployed_telemetry_settings() -> dict[str, str]:
+    """The telemetry app settings infra/main.bicep gives the Function App, literals only."""
+    from pycep import BicepParser
+
+    template = BicepParser().parse(text=(PROJECT_ROOT / "infra" / "main.bicep").read_text(encoding="utf-8"))
+    settings = template["variables"]["telemetrySettings"]["value"]
+    return {name: value for name, value in settings.items() if isinstance(value, str) and "${" not in value
+            and not value.startswith("monitoring.")}
+
+
+def test_in_azure_logs_take_the_hosts_path_only_and_spans_the_distros() -> None:
+    settings = deployed_telemetry_settings()
+    assert settings == {"PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true", "OTEL_LOGS_EXPORTER": "none"}
+    result = run_python(WORKER_CONFIGURES_THE_DISTRO, APPLICATIONINSIGHTS_CONNECTION_STRING=FAKE_CONNECTION_STRING,
+                        **settings)
+    # No OpenTelemetry log handler on any logger the app writes to: the worker's forwarding to the
+    # host (not present in this process) is the one path; spans still go through the SDK provider.
+    assert result.stdout == "[] opentelemetry.sdk.trace\n"
+
+
+def test_without_the_switch_the_distro_would_export_every_log_record_a_second_time() -> None:
+    result = run_python(WORKER_CONFIGURES_THE_DISTRO, APPLICATIONINSIGHTS_CONNECTION_STRING=FAKE_CONNECTION_STRING,
+                        PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY="true")
+    assert result.stdout == "['LoggingHandler'] opentelemetry.sdk.trace\n"
 
 
 def test_configure_leaves_the_distro_to_the_worker_when_the_worker_runs_it() -> None:

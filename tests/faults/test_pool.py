@@ -11,9 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.faults.fault_kit import Outcome, assert_unavailable, row_lock, timed
+from tests.faults.fault_kit import HeldLock, Outcome, assert_unavailable, row_lock, timed
 from tests.registry import submit
-from tests.support import Caller, PostgresCluster, RunningHost, Sql, app_environment
+from tests.support import (
+    Caller,
+    PostgresCluster,
+    RunningHost,
+    Sql,
+    app_environment,
+    grant_app_role,
+    run,
+    with_user,
+)
 from tools.authority import DevAuthority
 
 HostFactory = Callable[[Mapping[str, str]], RunningHost]
@@ -68,3 +77,48 @@ def test_an_exhausted_pool_answers_503_in_time_and_recovers(
         assert client.get(path).status_code == 200
         assert client.patch(path, json={"endpoint_name": "After the lock"}).status_code == 200
         assert client.get("/registrations").status_code == 200
+
+
+LIMITED_ROLE = "registry_app_limited"
+
+
+def test_too_many_clients_answers_503_with_retry_after_and_the_app_recovers(
+    postgres: PostgresCluster, authority: DevAuthority, host_factory: HostFactory,
+    make_caller: Callable[..., Caller],
+) -> None:
+    """The server refuses a new session with SQLSTATE 53300 (here a role's CONNECTION LIMIT; on Azure
+    `sorry, too many clients already`, the same SQLSTATE) as Azure does once every user
+    connection is taken (more instances than maximumInstanceCount in a burst, or a migration and
+    an operator on top): a 503 with Retry-After at once, never a 500, and no restart needed."""
+    url = postgres.migrated_database()
+    # A role of its own, granted as in Azure, with room for one session only.
+    run(grant_app_role(url, LIMITED_ROLE))
+    Sql(url).execute(f'ALTER ROLE "{LIMITED_ROLE}" CONNECTION LIMIT 1')
+    app_url = with_user(url, LIMITED_ROLE)
+    acquire_timeout = 5.0
+    host = host_factory(app_environment(url, authority, DATABASE_URL=app_url, DB_PGBOUNCER="false",
+                                        DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="4",
+                                        DB_ACQUIRE_TIMEOUT=str(acquire_timeout)))
+    caller = make_caller()
+    with httpx.Client(base_url=host.base_url, headers=caller.headers, timeout=30) as client:
+        # Someone else holds the only session: the pool cannot open its first connection.
+        with HeldLock(app_url, "SELECT 1"):
+            refused = timed("list", lambda: client.get("/registrations"))
+        assert_unavailable(refused)
+        assert refused.elapsed < acquire_timeout, refused
+        assert "database unavailable while creating the pool: TooManyConnectionsError" in host.log()
+
+        # The next request opens the pool; a second connection, wanted while the first is
+        # stuck behind a lock, is refused by the server in turn.
+        registration_id = submit(client, caller)["registration_id"]
+        path = f"/registrations/{registration_id}"
+        with ThreadPoolExecutor(max_workers=1) as threads, row_lock(url, registration_id) as lock:
+            stuck = threads.submit(timed, "rename", lambda: client.patch(path, json={"endpoint_name": "Stuck"}))
+            time.sleep(1.0)
+            second = timed("read", lambda: client.get(path))
+            lock.release()
+            assert stuck.result().status == 200
+        assert_unavailable(second)
+        assert second.elapsed < acquire_timeout, second
+        assert client.get(path).json()["endpoint_name"] == "Stuck"
+    assert Sql(url).fetchval("SELECT count(*) FROM pg_stat_activity WHERE usename = $1", LIMITED_ROLE) <= 1
