@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -138,7 +138,7 @@ def deployed_telemetry_settings() -> dict[str, str]:
     from pycep import BicepParser
 
     template = BicepParser().parse(text=(PROJECT_ROOT / "infra" / "main.bicep").read_text(encoding="utf-8"))
-    settings = template["variables"]["telemetrySettings"]["value"]
+    settings = cast(dict[str, Any], template["variables"]["telemetrySettings"]["value"])
     return {name: value for name, value in settings.items() if isinstance(value, str) and "${" not in value
             and not value.startswith("monitoring.")}
 
