@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from shared.config import DatabaseSettings
@@ -186,3 +187,10 @@ def test_the_deployment_script_creates_the_role_by_object_id_and_applies_the_sam
         # The same rights the suite's role has, from the same file.
         run(grant_app_role(url, APP_ROLE))
         assert granted(sql, APP_ROLE) == granted(sql, identity)
+
+
+def test_the_suites_dev_host_signs_in_as_the_least_privileged_role(client: httpx.Client, database_url: str) -> None:
+    assert client.get("/health").status_code == 200
+    sessions = Sql(database_url).fetch(
+        "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() AND usename <> current_user")
+    assert [row["usename"] for row in sessions] == [APP_ROLE]
