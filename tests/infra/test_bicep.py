@@ -629,17 +629,31 @@ def test_grant_script_creates_the_role_by_the_identitys_object_id() -> None:
 
 def test_readme_walks_through_every_step() -> None:
     text = (INFRA / "README.md").read_text(encoding="utf-8")
+    # From an empty subscription, in an order that works, waiting where Azure is eventually
+    # consistent: provider registration, the new app registration, the firewall, the first request.
     in_order = [
         "az login",
+        "az provider register",
+        "registrationState",
+        "az functionapp list-flexconsumption-locations",
+        "geoBackupSupported",
+        "az ad app create",
         "api://$API_APP_ID",
+        "run that command again",
         "az group create",
         "az deployment group create",
         "--parameters infra/main.bicepparam",
+        "PrincipalNotFound",
         "az account get-access-token --resource-type oss-rdbms",
-        "python -m tools.migrate",
-        "pgaadauth_create_principal",
+        "python -m tools.migrate --wait 300",
+        "no pg_hba.conf entry",
+        "infra/scripts/grant-db-access.sh",
+        "pgaadauth_create_principal_with_oid",
+        "sql/app_grants.sql",
+        "after\nevery migration run",
         "func azure functionapp publish",
         "/api/health",
+        "for attempt in",
         "/api/v0.1/servers",
     ]
     walkthrough = text[text.index("## 1. Sign in") :]
@@ -647,5 +661,8 @@ def test_readme_walks_through_every_step() -> None:
     for step in in_order:
         position = walkthrough.find(step, position)
         assert position != -1, f"{step!r} is missing, or comes before the step it follows"
-    for topic in ("access_as_user", "Registry.Admin", "GroupMember.Read.All", "## Connection budget", "DB_PGBOUNCER"):
+    for topic in ("access_as_user", "Registry.Admin", "GroupMember.Read.All", "## Connection budget", "DB_PGBOUNCER",
+                  "the lowest maximum scale is currently 40", "concepts-limits", "#11790", "SQLSTATE 53300",
+                  "40 instances × 8 = 320 of 414"):
         assert topic in text
+    assert "by construction" not in text
