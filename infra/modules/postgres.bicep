@@ -31,7 +31,7 @@ param version string
 ])
 param skuTier string
 
-@description('Compute size, for example Standard_B1ms (Burstable) or Standard_D2ds_v5 (GeneralPurpose).')
+@description('Compute size, for example Standard_B2s (Burstable) or Standard_D2ds_v5 (GeneralPurpose).')
 param skuName string
 
 @description('Allocated storage in GiB.')
