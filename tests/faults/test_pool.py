@@ -14,6 +14,7 @@ import httpx
 from tests.faults.fault_kit import HeldLock, Outcome, assert_unavailable, row_lock, timed
 from tests.registry import submit
 from tests.support import (
+    APP_PASSWORD,
     Caller,
     PostgresCluster,
     RunningHost,
@@ -94,7 +95,7 @@ def test_too_many_clients_answers_503_with_retry_after_and_the_app_recovers(
     # A role of its own, granted as in Azure, with room for one session only.
     run(grant_app_role(url, LIMITED_ROLE))
     Sql(url).execute(f'ALTER ROLE "{LIMITED_ROLE}" CONNECTION LIMIT 1')
-    app_url = with_user(url, LIMITED_ROLE)
+    app_url = with_user(url, LIMITED_ROLE, APP_PASSWORD)
     acquire_timeout = 5.0
     host = host_factory(app_environment(url, authority, DATABASE_URL=app_url, DB_PGBOUNCER="false",
                                         DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="4",
