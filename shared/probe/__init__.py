@@ -1,0 +1,117 @@
+"""Attestation probes: speak MCP to a registered endpoint through the egress guard, and say what
+it exposes. Importing this package stays cheap: the MCP SDK and its HTTP stack load on the first
+`probe(...)` call, so the API's cold start does not carry them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from shared.endpoint_policy import IPNetwork
+from shared.probe.findings import Finding, findings
+from shared.probe.result import OUTCOMES, Outcome, ProbeResult
+from shared.probe.surface import surface_hash, tool_surface
+
+if TYPE_CHECKING:
+    import httpcore2
+
+    from shared.probe.client import Session, TransportName
+    from shared.probe.guard import EgressGuard, Resolver
+
+__all__ = ["OUTCOMES", "Finding", "Outcome", "ProbeResult", "probe"]
+
+# The probe's result says what went wrong with an endpoint. The SDK's and httpx's own records would
+# log every URL at INFO and put endpoint-controlled text (bodies that failed to parse) into ours.
+logging.getLogger("mcp").setLevel(logging.CRITICAL)
+logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+async def probe(url: str, transport: TransportName, *, allowed_networks: Iterable[IPNetwork] = (),
+                allow_http: bool = False, declared_tools: Sequence[str] = (),
+                known_tools: Mapping[str, str] | None = None, resolver: Resolver | None = None,
+                connector: httpcore2.AsyncNetworkBackend | None = None, ssl_context: Any = None,
+                time_limit: float | None = None, max_bytes: int | None = None) -> ProbeResult:
+    """Probe `url` over `transport`; never raises for anything the endpoint does.
+
+    `resolver`, `connector` and `ssl_context` replace the system's (tests inject them so that no
+    name is looked up and every connection attempt is seen); `known_tools` maps the tool names of
+    other published servers to their server names, for the shadowing rule.
+    """
+    import anyio
+
+    from shared.probe import guard as egress
+    from shared.probe.classify import classify
+
+    budget = egress.Budget(max_bytes=max_bytes or egress.MAX_BYTES)
+    guard = egress.EgressGuard(allowed_networks=allowed_networks, allow_http=allow_http,
+                               resolver=resolver or egress.system_resolver, connector=connector,
+                               ssl_context=ssl_context, budget=budget)
+    limit = time_limit or egress.TIME_LIMIT
+    started = time.monotonic()
+    checked_at = datetime.now(UTC)
+    session: Session | None = None
+    outcome: Outcome
+    error: str | None = None
+    auth: dict[str, Any] | None = None
+    with anyio.move_on_after(limit) as scope:
+        budget.stop = scope.cancel
+        outcome, session, error, auth = await _attempt(url, transport, guard, limit)
+    if scope.cancelled_caught:
+        session, auth = None, None
+        outcome, error = "timeout", f"no complete answer within {limit:g} s"
+        if budget.refusal is not None or budget.exceeded:
+            outcome, error = classify(budget, None)
+    elapsed = int((time.monotonic() - started) * 1000)
+    if session is None:
+        return ProbeResult(outcome=outcome, checked_at=checked_at, duration_ms=elapsed, error=error, auth=auth)
+    tools = sorted(session.tools, key=lambda tool: str(tool["name"]))
+    surface = tool_surface(tools=tools, instructions=session.instructions, prompts=session.prompts,
+                           resources=session.resources)
+    return ProbeResult(
+        outcome=outcome, checked_at=checked_at, duration_ms=elapsed, protocol_version=session.protocol_version,
+        server_info=session.server_info, instructions=session.instructions, tools=surface["tools"],
+        prompts=surface["prompts"], resources=surface["resources"], tools_hash=surface_hash(surface),
+        findings=findings(tools=surface["tools"], instructions=session.instructions, declared_tools=declared_tools,
+                          known_tools=known_tools),
+        error=error)
+
+
+async def _attempt(url: str, transport: TransportName, guard: EgressGuard, limit: float,
+                   ) -> tuple[Outcome, Session | None, str | None, dict[str, Any] | None]:
+    from shared.probe import guard as egress
+    from shared.probe.auth import protected_resource
+    from shared.probe.classify import classify
+
+    try:
+        await guard.admit(url)
+    except egress.Refused as refusal:
+        return "refused", None, str(refusal), None
+    except egress.Unreachable as problem:
+        return "unreachable", None, str(problem), None
+    session, failure = await _speak(url, transport, guard, limit)
+    if session is not None:
+        return "ok", session, None, None
+    outcome, error = classify(guard.budget, failure)
+    if outcome == "auth_required":
+        return outcome, None, error, await protected_resource(url, guard)
+    if outcome == "not_mcp" and not guard.budget.exceeded:
+        other: TransportName = "sse" if transport == "streamable-http" else "streamable-http"
+        session, _ = await _speak(url, other, guard, limit)
+        if session is not None:
+            return "wrong_transport", session, f"the endpoint speaks {other}, not {transport}", None
+        outcome, error = classify(guard.budget, failure)
+    return outcome, None, error, None
+
+
+async def _speak(url: str, transport: TransportName, guard: EgressGuard, limit: float,
+                 ) -> tuple[Session | None, BaseException | None]:
+    from shared.probe.client import speak
+
+    try:
+        return await speak(url, transport, guard, limit=limit), None
+    except Exception as failure:  # anything the endpoint makes the SDK raise is a finding, not a fault
+        return None, failure
+
