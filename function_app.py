@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared import telemetry
-from shared.routes import docs, feed, health, registrations, users
+from shared.routes import attestation, docs, feed, health, registrations, users
 
 telemetry.configure()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -12,3 +12,4 @@ app.register_functions(users.blueprint)
 app.register_functions(registrations.blueprint)
 app.register_functions(feed.blueprint)
 app.register_functions(docs.blueprint)
+app.register_functions(attestation.blueprint)

@@ -241,3 +241,35 @@ def get_endpoint_settings() -> EndpointSettings:
 def reset_settings() -> None:
     get_settings.cache_clear()
     get_endpoint_settings.cache_clear()
+    get_probe_settings.cache_clear()
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSettings:
+    """Attestation probes: off unless PROBE_SCHEDULE is set (an NCRONTAB expression with seconds,
+    read by the Functions host for the timer trigger; here only whether it is set matters). The
+    egress guard admits what the endpoint rules admit (`EndpointSettings`)."""
+
+    schedule: str | None
+    batch_size: int
+    concurrency: int
+    endpoints: EndpointSettings
+
+    @property
+    def enabled(self) -> bool:
+        return self.schedule is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProbeSettings:
+        read = _Reader(os.environ if env is None else env)
+        schedule = read.optional("PROBE_SCHEDULE")
+        if schedule is not None and len(schedule.split()) != 6:
+            raise ConfigError(f"PROBE_SCHEDULE must be an NCRONTAB expression with six fields (seconds first), "
+                              f"such as '0 */15 * * * *', got {schedule!r}")
+        return cls(schedule=schedule, batch_size=read.integer("PROBE_BATCH_SIZE", 100, 1, 10_000),
+                   concurrency=read.integer("PROBE_CONCURRENCY", 16, 1, 256), endpoints=EndpointSettings.from_env(env))
+
+
+@lru_cache(maxsize=1)
+def get_probe_settings() -> ProbeSettings:
+    return ProbeSettings.from_env()

@@ -23,6 +23,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared.config import EntraSettings, FeedAuth, Settings
 from shared.http import JSON_TYPE, MAX_BODY_BYTES, PROBLEM_TYPE
+from shared.schemas.attestation import ProbeList, ProbePublic, ProbeQuery
 from shared.schemas.common import Problem
 from shared.schemas.feed import FeedQuery, ServerList, ServerQuery, ServerResponse
 from shared.schemas.registrations import (
@@ -104,7 +105,7 @@ class Operation:
 # Problem statuses: the generic meaning, used where an operation gives none of its own.
 PROBLEM_TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-    413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
+    413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
     500: "Internal Server Error", 503: "Service Unavailable",
 }
 PROBLEM_EXAMPLES = {
@@ -116,6 +117,7 @@ PROBLEM_EXAMPLES = {
     413: f"The request body must not exceed {MAX_BODY_BYTES} bytes.",
     415: "The request body must be sent as application/json.",
     422: "Invalid body: endpoint_url: Value error, must be an absolute http or https URL",
+    429: "A probe of this registration was asked for less than a minute ago.",
     500: "An unexpected error occurred. It was logged with invocation id 7f1c….",
     503: "The database is unavailable. Try again shortly.",
 }
@@ -345,12 +347,45 @@ status `deleted` (`include_deleted` is implied). Unknown query parameters are ig
         (Answer(200, _DOCS_ASSET, STATIC_FILE, ("ETag",)), Answer(304, _NOT_MODIFIED, None, ("ETag",))),
         {404: "Not one of the documentation's files."},
     ),
+    Operation(
+        "registrations/{registration_id:guid}/probe", "POST", "probes_request", "Probe a registration's endpoint now",
+        "attestation", "user", (Answer(200, "The probe, stored.", ProbePublic),),
+        SIGNED_IN | {
+            403: "The registration is `Approved` but the caller is neither its submitter nor an administrator.",
+            404: "No live registration has this id, or the caller may not see it.",
+            409: "Probing is off: `PROBE_SCHEDULE` is not set.",
+            429: "A probe of this registration was asked for through this endpoint less than a minute ago; "
+                 "`Retry-After` says when the next may be."},
+        description="""Speaks MCP to the endpoint of the registration's latest revision (at most 10 s, 1 MiB) through
+the egress guard and answers with the stored probe: `outcome` is `ok`, `auth_required` (401/403 with
+`WWW-Authenticate`; `auth` then holds the RFC 9728 metadata it names), `wrong_transport` (the endpoint
+speaks the other transport; its tools are shown), `not_mcp`, `unreachable` (DNS, connection, TLS),
+`timeout` or `refused` (an address the submission rules refuse, or more than 1 MiB). A non-`ok`
+outcome is a 200 too: the probe ran. Probes queued after an edit and the timer's do not count
+towards the one-a-minute limit.""",
+    ),
+    Operation(
+        "registrations/{registration_id:guid}/probes", "GET", "probes_list", "The probes of a registration",
+        "attestation", "user", (Answer(200, "One page of probes, newest first.", ProbeList),),
+        SIGNED_IN | QUERY_422 | {
+            403: "The registration is `Approved` but the caller is neither its submitter nor an administrator.",
+            404: "No live registration has this id, or the caller may not see it."},
+        query=ProbeQuery, description="For administrators and the submitter, like the audit trail.",
+    ),
+    Operation(
+        "registrations/{registration_id:guid}/probes/latest", "GET", "probes_latest",
+        "The latest probe of a registration", "attestation", "user", (Answer(200, "The latest probe.", ProbePublic),),
+        SIGNED_IN | {
+            403: "The registration is `Approved` but the caller is neither its submitter nor an administrator.",
+            404: "No live registration has this id, the caller may not see it, or it was never probed."},
+    ),
 )
 
 TAGS = (
     {"name": "health", "description": "Liveness and database reachability, for probes."},
     {"name": "users", "description": "The signed-in caller's user, and users for administrators."},
     {"name": "registrations", "description": "Submitting, reviewing and auditing MCP endpoints."},
+    {"name": "attestation", "description": "Probes: what each registered endpoint really exposes over MCP."},
     {"name": "feed", "description": "The MCP Registry API v0.1 feed of approved servers, read by MCP clients."},
     {"name": "docs", "description": "This document and its interactive documentation."},
 )
@@ -541,7 +576,7 @@ def _problem(status: int, description: str, schemas: _Schemas, cors: bool) -> di
         "description": description,
         "content": {PROBLEM_TYPE: {"schema": schemas.ref(Problem, "serialization"), "example": example}},
     }
-    names = {401: ("WWW-Authenticate",), 503: ("Retry-After",)}.get(status, ())
+    names = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}.get(status, ())
     headers = _headers(names, cors)
     if headers:
         response["headers"] = headers

@@ -1,0 +1,167 @@
+"""All SQL of attestation probes: what to probe, the results, and the due-work queue.
+
+A probe talks to the network, so it never runs inside a statement or a transaction: a request
+reads what to probe (one statement), probes, then writes the result (one statement, which also
+moves the registration's place in the queue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+import asyncpg
+
+from shared.db import Database
+from shared.errors import Forbidden, NotFound
+from shared.probe.result import ProbeResult
+from shared.services.registrations import Actor
+
+Trigger = Literal["requested", "queued", "scheduled"]
+PROBE_COLUMNS = """probe_id, registration_id, revision, checked_at, outcome, duration_ms, protocol_version,
+    server_info, instructions, tools, prompts, resources, tools_hash, findings, error, auth"""
+# Until registrations carry revision numbers (the revisions migration), every probe is of revision 1.
+_REVISION = "1"
+
+# The tool names live, published registrations exposed in their latest `ok` probe.
+_PUBLISHED_TOOLS = """
+SELECT latest.registration_id, latest.server_name, tool->>'name' AS name
+FROM (
+    SELECT DISTINCT ON (p.registration_id) p.registration_id, r.server_name, p.tools
+    FROM probes p JOIN registrations r ON r.registration_id = p.registration_id
+    WHERE p.outcome = 'ok' AND r.status = 'Approved' AND r.deleted_at IS NULL
+    ORDER BY p.registration_id, p.checked_at DESC
+) latest, jsonb_array_elements(latest.tools) tool
+"""
+_KNOWN_TOOLS = f"""
+SELECT coalesce(jsonb_object_agg(known.name, known.server_name), '{{}}')
+FROM ({_PUBLISHED_TOOLS}) known WHERE known.registration_id <> $1
+"""
+
+_TARGET = f"""
+SELECT r.registration_id, r.endpoint_url, r.transport, r.available_tools, r.status, r.submitter_id,
+       {_REVISION} AS revision,
+       (SELECT max(checked_at) FROM probes
+        WHERE registration_id = r.registration_id AND trigger = 'requested') AS last_requested,
+       ({_KNOWN_TOOLS}) AS known_tools
+FROM registrations r
+WHERE r.registration_id = $1 AND r.deleted_at IS NULL
+"""
+
+_RECORD = f"""
+WITH inserted AS (
+    INSERT INTO probes (registration_id, revision, trigger, requested_by, checked_at, outcome, duration_ms,
+                        protocol_version, server_info, instructions, tools, prompts, resources, tools_hash,
+                        findings, error, auth)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    RETURNING {PROBE_COLUMNS}
+), queue AS (
+    -- Published registrations are due again at the next round; others wait for an edit or approval.
+    INSERT INTO probe_queue (registration_id, due_at, queued, last_checked_at)
+    SELECT r.registration_id, CASE WHEN r.status = 'Approved' THEN $5::timestamptz END, false, $5
+    FROM registrations r WHERE r.registration_id = $1
+    ON CONFLICT (registration_id) DO UPDATE
+    SET due_at = CASE WHEN probe_queue.queued AND probe_queue.due_at > $5 THEN probe_queue.due_at
+                      ELSE excluded.due_at END,
+        queued = probe_queue.queued AND probe_queue.due_at > $5,
+        claimed_until = NULL, last_checked_at = excluded.last_checked_at
+)
+SELECT {PROBE_COLUMNS} FROM inserted
+"""
+
+# A batch of due registrations, leased to this worker; rows another worker holds are skipped.
+_CLAIM = f"""
+WITH due AS (
+    SELECT q.registration_id FROM probe_queue q
+    WHERE q.due_at <= $1 AND (q.claimed_until IS NULL OR q.claimed_until < now())
+    ORDER BY q.due_at, q.registration_id
+    LIMIT $2
+    FOR UPDATE OF q SKIP LOCKED
+), leased AS (
+    UPDATE probe_queue q SET claimed_until = now() + make_interval(secs => $3)
+    FROM due WHERE q.registration_id = due.registration_id
+    RETURNING q.registration_id, q.queued
+)
+SELECT r.registration_id, r.endpoint_url, r.transport, r.available_tools, {_REVISION} AS revision, leased.queued
+FROM leased JOIN registrations r ON r.registration_id = leased.registration_id
+WHERE r.deleted_at IS NULL
+"""
+
+_PROBES = f"""
+SELECT r.status AS registration_status, r.submitter_id, p.*
+FROM registrations r
+LEFT JOIN LATERAL (
+    SELECT {PROBE_COLUMNS} FROM probes
+    WHERE registration_id = r.registration_id AND ($2 OR r.submitter_id = $3)
+    ORDER BY checked_at DESC, probe_id DESC
+    LIMIT $4 OFFSET $5
+) p ON true
+WHERE r.registration_id = $1 AND r.deleted_at IS NULL
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    registration_id: UUID
+    endpoint_url: str
+    transport: Literal["streamable-http", "sse"]
+    declared_tools: list[str]
+    revision: int
+    known_tools: dict[str, str]
+    last_requested: datetime | None = None
+    trigger: Trigger = "scheduled"
+
+
+def _check_reader(actor: Actor, status: str, submitter_id: UUID) -> None:
+    """Probes are visible like the audit trail: to administrators and the submitter."""
+    if actor.is_admin or submitter_id == actor.user_id:
+        return
+    if status == "Approved":
+        raise Forbidden("Only the submitter or an administrator may read or ask for probes.")
+    raise NotFound("Registration not found.")
+
+
+async def target(*, db: Database, actor: Actor, registration_id: UUID) -> Target:
+    row = await db.fetchrow(_TARGET, registration_id)
+    if row is None:
+        raise NotFound("Registration not found.")
+    _check_reader(actor, row["status"], row["submitter_id"])
+    return Target(registration_id=registration_id, endpoint_url=row["endpoint_url"], transport=row["transport"],
+                  declared_tools=list(row["available_tools"]), revision=row["revision"],
+                  known_tools=dict(row["known_tools"]), last_requested=row["last_requested"], trigger="requested")
+
+
+async def record(*, db: Database, target: Target, result: ProbeResult, requested_by: UUID | None = None,
+                 ) -> asyncpg.Record:
+    row = await db.fetchrow(
+        _RECORD, target.registration_id, target.revision, target.trigger, requested_by, result.checked_at,
+        result.outcome, result.duration_ms, result.protocol_version, result.server_info, result.instructions,
+        result.tools, result.prompts, result.resources, result.tools_hash,
+        [finding.as_json() for finding in result.findings], result.error, result.auth)
+    assert row is not None
+    return row
+
+
+async def claim(*, db: Database, round_started: datetime, batch: int, lease_seconds: float) -> list[Target]:
+    """Due registrations (least recently checked first), leased so no other worker takes them."""
+    rows = await db.fetch(_CLAIM, round_started, batch, lease_seconds)
+    if not rows:
+        return []
+    # The round reads every published server's tools once; a registration is not its own shadow.
+    published = await db.fetch(_PUBLISHED_TOOLS)
+    return [Target(registration_id=row["registration_id"], endpoint_url=row["endpoint_url"],
+                   transport=row["transport"], declared_tools=list(row["available_tools"]),
+                   revision=row["revision"], trigger="queued" if row["queued"] else "scheduled",
+                   known_tools={tool["name"]: tool["server_name"] for tool in published
+                                if tool["registration_id"] != row["registration_id"]}) for row in rows]
+
+
+async def page(*, db: Database, actor: Actor, registration_id: UUID, limit: int, offset: int,
+               ) -> list[asyncpg.Record]:
+    rows = await db.fetch(_PROBES, registration_id, actor.is_admin, actor.user_id, limit, offset)
+    if not rows:
+        raise NotFound("Registration not found.")
+    _check_reader(actor, rows[0]["registration_status"], rows[0]["submitter_id"])
+    return [row for row in rows if row["probe_id"] is not None]
