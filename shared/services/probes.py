@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
 import asyncpg
 
 from shared.db import Database
 from shared.errors import Forbidden, NotFound
-from shared.probe.result import ProbeResult
 from shared.services.registrations import Actor
+
+if TYPE_CHECKING:  # the probe package loads only where a probe runs
+    from shared.probe.result import ProbeResult
 
 Trigger = Literal["requested", "queued", "scheduled"]
 PROBE_COLUMNS = """probe_id, registration_id, revision, checked_at, outcome, duration_ms, protocol_version,
