@@ -8,7 +8,8 @@ It serves the same triggers over real HTTP the way the Functions host does: the 
 from host.json, each trigger's route and methods, route constraints (`{id:guid}`, `{n:int}`,
 `{s:alpha}`, optional `{x?}` and catch-all `{*rest}`), and platform CORS from CORS_ORIGINS.
 Settings come from the environment, then from `Values` in local.settings.json. It refuses to
-start when two routes can match the same request.
+start when two routes can match the same request. Timer triggers run on their schedule
+(`tools/timers.py`).
 
 Where Azure differs from what would be kind, it does what Azure does, so that tests see it:
 - the path is decoded once, `%2F` included, before routing (`split_path`);
@@ -381,13 +382,18 @@ def serve(host: str, port: int) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     from shared.config import get_settings
     from shared.db import database
+    from tools.timers import TimerRunner, collect_timers
 
     settings = get_settings()
     prefix = route_prefix()
-    dev_host = DevHost(load_app(), prefix=prefix, cors_origins=settings.cors_origins)
+    app = load_app()
+    dev_host = DevHost(app, prefix=prefix, cors_origins=settings.cors_origins)
+    timers = TimerRunner(collect_timers(indexed_functions(app)))
     print(describe(dev_host.routes, f"http://{host}:{port}", prefix), flush=True)
-    web.run_app(build_application(dev_host, database.close), host=host, port=port, print=None,
-                handle_signals=True, shutdown_timeout=5)
+    application = build_application(dev_host, database.close)
+    application.on_startup.append(lambda _: timers.start())
+    application.on_shutdown.append(lambda _: timers.stop())
+    web.run_app(application, host=host, port=port, print=None, handle_signals=True, shutdown_timeout=5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,10 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071, help="port to listen on (default 7071)")
     args = parser.parse_args(argv)
     from shared.config import ConfigError
+    from tools.timers import ScheduleError
 
     try:
         serve(args.host, args.port)
-    except (ConfigError, RouteError) as error:
+    except (ConfigError, RouteError, ScheduleError) as error:
         print(f"devhost: {error}", file=sys.stderr)
         return 1
     return 0
