@@ -60,6 +60,9 @@ param logLevel string = 'INFO'
 ])
 param registryFeedAuth string = 'anonymous'
 
+@description('NCRONTAB schedule (seconds first) of the attestation probe round (PROBE_SCHEDULE); empty turns probing off.')
+param probeSchedule string = '0 */15 * * * *'
+
 // ---------------------------------------------------------------------------------------------
 // Microsoft Entra ID (the API's app registration; see infra/README.md)
 // ---------------------------------------------------------------------------------------------
@@ -358,6 +361,7 @@ var webSettings = {
   CORS_ORIGINS: join(corsOrigins, ',')
   LOG_LEVEL: logLevel
   REGISTRY_FEED_AUTH: registryFeedAuth
+  PROBE_SCHEDULE: probeSchedule
 }
 var telemetrySettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
