@@ -294,7 +294,7 @@ def test_unreachable_names_and_ports() -> None:
 
 def test_importing_the_app_loads_no_mcp_client() -> None:
     code = ("import sys, function_app; print(json.dumps(sorted(m for m in ('mcp', 'httpx2', 'httpcore2', 'anyio', "
-            "'rfc8785', 'shared.probe') if m in sys.modules)))")
+            "'rfc8785', 'shared.probe', 'shared.services.probes', 'shared.schemas.attestation') if m in sys.modules)))")
     output = subprocess.run([sys.executable, "-c", f"import json; {code}"], cwd=PROJECT_ROOT, check=True,
                             capture_output=True, text=True).stdout
     assert json.loads(output) == []

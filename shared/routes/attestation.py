@@ -1,7 +1,8 @@
 """Attestation endpoints and the timer trigger that re-probes published registrations.
 
-The probe module (and the MCP SDK under it) is imported by the handlers that probe, never at
-import of this blueprint, so the API's cold start does not carry it.
+The probe module (and the MCP SDK under it), the probe models and their SQL are imported by the
+handlers that use them, never at import of this blueprint: the API's cold start does not carry
+attestation at all.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import azure.functions as func
@@ -19,9 +20,10 @@ from shared.config import get_probe_settings
 from shared.db import database
 from shared.errors import Conflict, NotFound, TooManyRequests
 from shared.http import endpoint, json_response, parse_query
-from shared.schemas.attestation import ProbeList, ProbePublic, ProbeQuery
-from shared.services import probes
 from shared.services.registrations import Actor
+
+if TYPE_CHECKING:
+    from shared.schemas.attestation import ProbePublic
 
 blueprint = func.Blueprint()
 logger = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ def _registration_id(req: func.HttpRequest) -> UUID:
 
 
 def _public(row: Any) -> ProbePublic:
+    from shared.schemas.attestation import ProbePublic
+
     return ProbePublic.model_validate(dict(row))
 
 
@@ -50,6 +54,7 @@ def _public(row: Any) -> ProbePublic:
 @endpoint
 async def probes_request(req: func.HttpRequest) -> func.HttpResponse:
     from shared.probe.rounds import probe_target
+    from shared.services import probes
 
     user = await require_user(req)
     target = await probes.target(db=database, actor=_actor(user), registration_id=_registration_id(req))
@@ -69,6 +74,9 @@ async def probes_request(req: func.HttpRequest) -> func.HttpResponse:
 @blueprint.route(route=f"{BY_ID}/probes", methods=["GET"])
 @endpoint
 async def probes_list(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.schemas.attestation import ProbeList, ProbeQuery
+    from shared.services import probes
+
     user = await require_user(req)
     query = parse_query(req, ProbeQuery)
     rows = await probes.page(db=database, actor=_actor(user), registration_id=_registration_id(req),
@@ -79,6 +87,8 @@ async def probes_list(req: func.HttpRequest) -> func.HttpResponse:
 @blueprint.route(route=f"{BY_ID}/probes/latest", methods=["GET"])
 @endpoint
 async def probes_latest(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services import probes
+
     user = await require_user(req)
     rows = await probes.page(db=database, actor=_actor(user), registration_id=_registration_id(req), limit=1,
                              offset=0)

@@ -6,12 +6,18 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+# Validators are built on first use (the first probe answer), not at import: the API's cold start
+# does not pay for the attestation models.
+_DEFERRED = ConfigDict(defer_build=True)
 
 Outcome = Literal["ok", "auth_required", "wrong_transport", "not_mcp", "unreachable", "timeout", "refused"]
 
 
 class ProbeTool(BaseModel):
+    model_config = _DEFERRED
+
     name: str
     title: str | None = None
     description: str | None = None
@@ -20,6 +26,8 @@ class ProbeTool(BaseModel):
 
 
 class ProbeFinding(BaseModel):
+    model_config = _DEFERRED
+
     rule: str = Field(description="hidden_characters, instruction_like, shadowing, confusable_name, url, "
                                   "email_address, ip_address, oversized_description, oversized_instructions, "
                                   "undeclared_tool or declared_tool_missing.")
@@ -29,6 +37,8 @@ class ProbeFinding(BaseModel):
 
 
 class ProbePublic(BaseModel):
+    model_config = _DEFERRED
+
     probe_id: UUID
     registration_id: UUID
     revision: int
@@ -51,9 +61,13 @@ class ProbePublic(BaseModel):
 
 
 class ProbeList(BaseModel):
+    model_config = _DEFERRED
+
     results: list[ProbePublic]
 
 
 class ProbeQuery(BaseModel):
+    model_config = _DEFERRED
+
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     offset: Annotated[int, Field(ge=0, le=2_147_483_647)] = 0
