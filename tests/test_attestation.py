@@ -6,6 +6,7 @@ the host's ALLOWED_ENDPOINT_NETWORKS and ALLOW_HTTP_ENDPOINTS: an IP literal is 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -97,3 +98,17 @@ def test_latest_is_404_before_the_first_probe(probing: RunningHost, user: Caller
                        headers=user.headers, timeout=30)
     assert answer.status_code == 404
     assert answer.json()["detail"] == "This registration has not been probed yet."
+
+
+def test_racing_requests_get_one_probe(probing: RunningHost, mcp_port: int, user: Caller, sql: Sql) -> None:
+    registration = _register(probing.base_url, user, f"http://127.0.0.1:{mcp_port}/mcp?race={user.oid[:8]}")
+    url = f"{probing.base_url}/registrations/{registration['registration_id']}/probe"
+
+    async def race() -> list[int]:
+        async with httpx.AsyncClient(headers=user.headers, timeout=30) as http:
+            answers = await asyncio.gather(*(http.post(url) for _ in range(4)))
+        return sorted(answer.status_code for answer in answers)
+
+    assert asyncio.run(race()) == [200, 429, 429, 429]
+    assert sql.fetchval("SELECT count(*) FROM probes WHERE registration_id = $1",
+                        registration["registration_id"]) == 1

@@ -29,6 +29,7 @@ from bench.harness import InProcessApp, StatementLog, app_environment, configure
 from shared import auth
 from shared.config import reset_settings
 from shared.db import database
+from tests import mcp_fixtures
 from tools.authority import DevAuthority
 
 
@@ -60,6 +61,10 @@ EXPECTED: dict[str, Expected] = {
     "registrations_decide": Expected(1, "update + audit in one CTE"),
     "registrations_audit": Expected(1, "registration and its entries in one join"),
     "registrations_delete": Expected(1, "soft delete + audit in one CTE"),
+    "probes_request": Expected(2, "target and the one-a-minute reservation in one CTE; the probe runs outside any "
+                                  "statement; then the probe and its queue row in one CTE"),
+    "probes_list": Expected(1, "registration and a page of its probes in one join"),
+    "probes_latest": Expected(1, "registration and its latest probe in one join"),
     "feed_servers": Expected(1, "one keyset page"),
     "feed_server (versions)": Expected(1, "select by name"),
     "feed_server (version)": Expected(1, "select by name and version"),
@@ -81,7 +86,8 @@ def _body(tag: str) -> dict[str, Any]:
     }
 
 
-async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthority) -> dict[str, Count]:
+async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthority, mcp_url: str,
+                    ) -> dict[str, Count]:
     counts: dict[str, Count] = {}
     user_oid, admin_oid = str(uuid.uuid4()), str(uuid.uuid4())
     user = authority.mint(oid=user_oid, name="Round Trip User", email="round.trip.user@example.com")
@@ -126,6 +132,13 @@ async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthorit
     await count("feed_server (decoded slash)", "feed_server",
                 route_params={"serverName": namespace, "rest": f"{name}/versions/latest"})
     await count("registrations_delete", "registrations_delete", token=admin, route_params=by_id)
+    # Probed: an MCP server on a loopback address the settings admit (no name is looked up).
+    probed = await app.call("registrations_create", app.request("registrations_create", token=user, body={
+        **_body(f"{user_oid[:8]}-probed"), "endpoint_url": mcp_url}))
+    probed_id = {"registration_id": json.loads(probed.get_body())["registration_id"]}
+    await count("probes_request", "probes_request", token=user, route_params=probed_id)
+    await count("probes_list", "probes_list", token=user, route_params=probed_id)
+    await count("probes_latest", "probes_latest", token=user, route_params=probed_id)
     for name, route_params in (("openapi_document", {}), ("docs_page", {}), ("docs_asset", {"asset": "docs.js"})):
         if app.has(name):
             await count(name, name, route_params=route_params)
@@ -148,13 +161,18 @@ async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthorit
 @pytest.fixture(scope="module")
 def counts(database_url: str, authority: DevAuthority) -> Iterator[dict[str, Count]]:
     saved = dict(os.environ)
-    configure(app_environment(database_url, authority, LOG_LEVEL="INFO"))
+    servers = mcp_fixtures.LoopbackServers()
+    servers.add("weather", mcp_fixtures.streamable(mcp_fixtures.weather_server()))
+    servers.start()
+    mcp_url = f"http://127.0.0.1:{servers.port('weather')}/mcp"
+    configure(app_environment(database_url, authority, LOG_LEVEL="INFO", PROBE_SCHEDULE="0 0 0 1 1 *",
+                              ALLOWED_ENDPOINT_NETWORKS="127.0.0.0/8", ALLOW_HTTP_ENDPOINTS="true"))
     log = StatementLog()
     database.query_observers.append(log)
 
     async def run() -> dict[str, Count]:
         try:
-            return await _scenario(InProcessApp(), log, authority)
+            return await _scenario(InProcessApp(), log, authority, mcp_url)
         finally:
             await database.close()
 
@@ -162,6 +180,7 @@ def counts(database_url: str, authority: DevAuthority) -> Iterator[dict[str, Cou
         yield asyncio.run(run())
     finally:
         database.query_observers.remove(log)
+        servers.stop()
         os.environ.clear()
         os.environ.update(saved)
         reset_settings()

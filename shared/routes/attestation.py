@@ -8,8 +8,6 @@ attestation at all.
 from __future__ import annotations
 
 import logging
-import math
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -18,7 +16,7 @@ import azure.functions as func
 from shared.auth import CurrentUser, require_user
 from shared.config import get_probe_settings
 from shared.db import database
-from shared.errors import Conflict, NotFound, TooManyRequests
+from shared.errors import NotFound
 from shared.http import endpoint, json_response, parse_query
 from shared.services.registrations import Actor
 
@@ -57,15 +55,9 @@ async def probes_request(req: func.HttpRequest) -> func.HttpResponse:
     from shared.services import probes
 
     user = await require_user(req)
-    target = await probes.target(db=database, actor=_actor(user), registration_id=_registration_id(req))
     settings = get_probe_settings()
-    if not settings.enabled:
-        raise Conflict("Probing is off: PROBE_SCHEDULE is not set.")
-    if target.last_requested is not None:
-        age = (datetime.now(UTC) - target.last_requested).total_seconds()
-        if age < REQUEST_INTERVAL:
-            raise TooManyRequests("A probe of this registration was asked for less than a minute ago.",
-                                  retry_after=max(1, math.ceil(REQUEST_INTERVAL - age)))
+    target = await probes.request(db=database, actor=_actor(user), registration_id=_registration_id(req),
+                                  enabled=settings.enabled, interval=REQUEST_INTERVAL)
     result = await probe_target(target, settings)
     row = await probes.record(db=database, target=target, result=result, requested_by=user.user_id)
     return json_response(_public(row))

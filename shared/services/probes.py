@@ -7,6 +7,7 @@ moves the registration's place in the queue).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
@@ -15,7 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.db import Database
-from shared.errors import Forbidden, NotFound
+from shared.errors import Conflict, Forbidden, NotFound, TooManyRequests
 from shared.services.registrations import Actor
 
 if TYPE_CHECKING:  # the probe package loads only where a probe runs
@@ -42,14 +43,25 @@ SELECT coalesce(jsonb_object_agg(known.name, known.server_name), '{{}}')
 FROM ({_PUBLISHED_TOOLS}) known WHERE known.registration_id <> $1
 """
 
-_TARGET = f"""
-SELECT r.registration_id, r.endpoint_url, r.transport, r.available_tools, r.status, r.submitter_id,
-       {_REVISION} AS revision,
-       (SELECT max(checked_at) FROM probes
-        WHERE registration_id = r.registration_id AND trigger = 'requested') AS last_requested,
-       ({_KNOWN_TOOLS}) AS known_tools
-FROM registrations r
-WHERE r.registration_id = $1 AND r.deleted_at IS NULL
+# A probe asked for through the API: the target, and the reservation of the one-a-minute slot in
+# the same statement (only for a caller who may ask, only while probing is on), so that racing
+# requests cannot both pass. The outer SELECT sees the queue row as it was before the reservation.
+_REQUEST = f"""
+WITH r AS (
+    SELECT registration_id, endpoint_url, transport, available_tools, status, submitter_id
+    FROM registrations WHERE registration_id = $1 AND deleted_at IS NULL
+), reserved AS (
+    INSERT INTO probe_queue (registration_id, requested_at)
+    SELECT registration_id, now() FROM r WHERE $4 AND ($2 OR r.submitter_id = $3)
+    ON CONFLICT (registration_id) DO UPDATE SET requested_at = excluded.requested_at
+    WHERE probe_queue.requested_at IS NULL OR probe_queue.requested_at <= now() - make_interval(secs => $5)
+    RETURNING registration_id
+)
+SELECT r.*, {_REVISION} AS revision, now() AS now,
+       (SELECT requested_at FROM probe_queue q WHERE q.registration_id = r.registration_id) AS last_requested,
+       EXISTS (SELECT 1 FROM reserved) AS reserved,
+       CASE WHEN EXISTS (SELECT 1 FROM reserved) THEN ({_KNOWN_TOOLS}) END AS known_tools
+FROM r
 """
 
 _RECORD = f"""
@@ -112,7 +124,6 @@ class Target:
     declared_tools: list[str]
     revision: int
     known_tools: dict[str, str]
-    last_requested: datetime | None = None
     trigger: Trigger = "scheduled"
 
 
@@ -125,14 +136,21 @@ def _check_reader(actor: Actor, status: str, submitter_id: UUID) -> None:
     raise NotFound("Registration not found.")
 
 
-async def target(*, db: Database, actor: Actor, registration_id: UUID) -> Target:
-    row = await db.fetchrow(_TARGET, registration_id)
+async def request(*, db: Database, actor: Actor, registration_id: UUID, enabled: bool, interval: float) -> Target:
+    """What to probe for `POST .../probe`, with its one-a-minute slot reserved."""
+    row = await db.fetchrow(_REQUEST, registration_id, actor.is_admin, actor.user_id, enabled, interval)
     if row is None:
         raise NotFound("Registration not found.")
     _check_reader(actor, row["status"], row["submitter_id"])
+    if not enabled:
+        raise Conflict("Probing is off: PROBE_SCHEDULE is not set.")
+    if not row["reserved"]:
+        waited = (row["now"] - row["last_requested"]).total_seconds()
+        raise TooManyRequests("A probe of this registration was asked for less than a minute ago.",
+                              retry_after=max(1, math.ceil(interval - waited)))
     return Target(registration_id=registration_id, endpoint_url=row["endpoint_url"], transport=row["transport"],
                   declared_tools=list(row["available_tools"]), revision=row["revision"],
-                  known_tools=dict(row["known_tools"]), last_requested=row["last_requested"], trigger="requested")
+                  known_tools=dict(row["known_tools"]), trigger="requested")
 
 
 async def record(*, db: Database, target: Target, result: ProbeResult, requested_by: UUID | None = None,

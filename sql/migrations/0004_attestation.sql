@@ -24,19 +24,21 @@ CREATE TABLE probes (
     error            text        CHECK (char_length(error) <= 2000),
     auth             jsonb       CHECK (jsonb_typeof(auth) = 'object')
 );
--- A registration's probes newest first; the latest probe asked for through the API (the 429).
+-- A registration's probes newest first.
 CREATE INDEX idx_probes_registration ON probes (registration_id, checked_at DESC, probe_id DESC);
-CREATE INDEX idx_probes_requested ON probes (registration_id, checked_at DESC) WHERE trigger = 'requested';
 
--- One row per registration: when it is next due (NULL: not until an edit or an approval) and
--- the lease of the worker that claimed it. Workers claim with FOR UPDATE SKIP LOCKED, so many
--- instances never probe one endpoint twice in one round.
+-- One row per registration: when it is next due (NULL: not until an edit or an approval), whether
+-- an edit queued it, the lease of the worker that claimed it, and when a probe was last asked for
+-- through the API (reserved before that probe runs, so two racing requests cannot both pass the
+-- one-a-minute limit). Workers claim with FOR UPDATE SKIP LOCKED, so many instances never probe
+-- one endpoint twice in one round.
 CREATE TABLE probe_queue (
     registration_id uuid        PRIMARY KEY REFERENCES registrations (registration_id),
     due_at          timestamptz,
     queued          boolean     NOT NULL DEFAULT false,
     claimed_until   timestamptz,
-    last_checked_at timestamptz
+    last_checked_at timestamptz,
+    requested_at    timestamptz
 );
 CREATE INDEX idx_probe_queue_due ON probe_queue (due_at) WHERE due_at IS NOT NULL;
 
