@@ -24,7 +24,7 @@ from tests.support import PROJECT_ROOT, PostgresCluster, Sql, throwaway_server
 from tools.migrate import LOCK_KEY, MIGRATIONS_DIR, connect_when_reachable
 from tools.pgserver import free_port
 
-TABLES = ["audit_log", "registrations", "schema_migrations", "users"]
+TABLES = ["audit_log", "probe_queue", "probes", "registrations", "schema_migrations", "users"]
 
 
 def migrate_environment(database_url: str | None) -> dict[str, str]:

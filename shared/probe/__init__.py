@@ -5,6 +5,7 @@ it exposes. Importing this package stays cheap: the MCP SDK and its HTTP stack l
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ logging.getLogger("httpx2").setLevel(logging.WARNING)
 async def probe(url: str, transport: TransportName, *, allowed_networks: Iterable[IPNetwork] = (),
                 allow_http: bool = False, declared_tools: Sequence[str] = (),
                 known_tools: Mapping[str, str] | None = None, resolver: Resolver | None = None,
-                connector: httpcore2.AsyncNetworkBackend | None = None, ssl_context: Any = None,
+                connector: httpcore2.AsyncNetworkBackend | None = None, ssl_context: ssl.SSLContext | None = None,
                 time_limit: float | None = None, max_bytes: int | None = None) -> ProbeResult:
     """Probe `url` over `transport`; never raises for anything the endpoint does.
 

@@ -27,7 +27,7 @@ import httpx2
 
 from shared.endpoint_policy import IPAddress, IPNetwork, address_refusal
 
-USER_AGENT = "mcp-endpoint-registry-probe/1.0 (attestation; +https://github.com/modelcontextprotocol)"
+USER_AGENT = "mcp-endpoint-registry-probe/1.0 (attestation probe of a registered MCP endpoint)"
 MAX_BYTES = 1024 * 1024
 TIME_LIMIT = 10.0
 # Headers that could carry a credential: none is ever sent, whatever a library would add.
