@@ -197,6 +197,28 @@ class EndpointSettings:
         return cls(allow_http=read.flag("ALLOW_HTTP_ENDPOINTS"), allowed_networks=networks)
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewSettings:
+    """How decisions on revisions are made (API.md, *Revisions*)."""
+
+    # A decision must name the revision it was made on (If-Match or a body `revision`).
+    require_match: bool
+    # An administrator may decide their own revisions, and their edit of an approved
+    # registration is approved and published at once.
+    allow_self_approval: bool
+    # Registrations one submitter may have awaiting review at once.
+    max_pending_per_user: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReviewSettings:
+        read = _Reader(os.environ if env is None else env)
+        return cls(
+            require_match=read.flag("REVIEW_REQUIRE_MATCH"),
+            allow_self_approval=read.flag("REVIEW_ALLOW_SELF_APPROVAL"),
+            max_pending_per_user=read.integer("MAX_PENDING_PER_USER", 20, 1, 1_000_000),
+        )
+
+
 _ORIGIN = re.compile(r"^https?://[^/\s]+$")
 
 
@@ -208,6 +230,7 @@ class Settings:
     log_level: str
     feed_auth: FeedAuth
     endpoints: EndpointSettings
+    review: ReviewSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -224,6 +247,7 @@ class Settings:
             log_level=read.choice("LOG_LEVEL", "INFO", _LOG_LEVELS),
             feed_auth="entra" if feed_auth == "entra" else "anonymous",
             endpoints=EndpointSettings.from_env(env),
+            review=ReviewSettings.from_env(env),
         )
 
 

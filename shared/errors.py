@@ -55,6 +55,11 @@ class Conflict(ApiError):
     title = "Conflict"
 
 
+class PreconditionFailed(ApiError):
+    status = 412
+    title = "Precondition Failed"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     title = "Content Too Large"
@@ -72,6 +77,19 @@ class ValidationFailed(ApiError):
     def __init__(self, detail: str, errors: Sequence[Mapping[str, Any]]) -> None:
         super().__init__(detail)
         self.errors = [dict(error) for error in errors]
+
+
+class PreconditionRequired(ApiError):
+    status = 428
+    title = "Precondition Required"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    title = "Too Many Requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class ServiceUnavailable(ApiError):

@@ -21,6 +21,7 @@ from shared.errors import (
     ApiError,
     BadRequest,
     PayloadTooLarge,
+    PreconditionFailed,
     ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
@@ -34,6 +35,9 @@ PROBLEM_TYPE = "application/problem+json"
 # On every answer; a handler's own Cache-Control replaces the default.
 STANDARD_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A revision number as the registration's ETag carries it ("3"); the quotes may be left out.
+_REVISION_TAG = re.compile(r'^("?)([1-9][0-9]{0,9})\1$')
+_MAX_REVISION = 2_147_483_647
 
 Model = TypeVar("Model", bound=BaseModel)
 Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
@@ -135,6 +139,17 @@ def parse_query(req: func.HttpRequest, model: type[Model]) -> Model:
         return model.model_validate({name: value for name, value in req.params.items() if value != ""})
     except ValidationError as error:
         raise validation_failed(error, "query") from None
+
+
+def if_match_revision(req: func.HttpRequest) -> int | None:
+    """The revision `If-Match` names; None when absent or `*` (any revision). 412 when it names none."""
+    raw = (req.headers.get("If-Match") or "").strip()
+    if not raw or raw == "*":
+        return None
+    match = _REVISION_TAG.match(raw)
+    if match is None or int(match.group(2)) > _MAX_REVISION:
+        raise PreconditionFailed('If-Match must name one revision as the ETag does, such as "3".')
+    return int(match.group(2))
 
 
 def _internal_error(invocation_id: str) -> func.HttpResponse:

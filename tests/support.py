@@ -135,7 +135,8 @@ class Sql:
 def app_environment(database_url: str, authority: DevAuthority, **overrides: str) -> dict[str, str]:
     environment = {
         key: value for key, value in os.environ.items()
-        if not key.startswith(("ENTRA_", "DB_", "REGISTRY_", "CORS_", "ALLOW_", "ALLOWED_")) and key != "DATABASE_URL"
+        if not key.startswith(("ENTRA_", "DB_", "REGISTRY_", "CORS_", "ALLOW_", "ALLOWED_", "REVIEW_", "MAX_PENDING"))
+        and key != "DATABASE_URL"
     }
     # A database from `migrated_database` is used as the app's least-privileged role.
     database_url = _app_urls.get(database_url, database_url)
@@ -148,6 +149,8 @@ def app_environment(database_url: str, authority: DevAuthority, **overrides: str
         "DB_POOL_MIN_SIZE": "1",
         "DB_POOL_MAX_SIZE": "10",
         "PYTHONUNBUFFERED": "1",
+        # Tests submit dozens of registrations as one person; the cap's own tests start a host with a small one.
+        "MAX_PENDING_PER_USER": "1000",
     })
     environment.update(pgbouncer_support.app_settings(database_url))
     environment.update(overrides)

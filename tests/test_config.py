@@ -11,6 +11,7 @@ from shared.config import (
     DatabaseSettings,
     EndpointSettings,
     EntraSettings,
+    ReviewSettings,
     Settings,
     get_endpoint_settings,
     get_settings,
@@ -70,7 +71,14 @@ def test_defaults_fill_everything_but_the_three_required_settings() -> None:
         log_level="INFO",
         feed_auth="anonymous",
         endpoints=EndpointSettings(allow_http=False, allowed_networks=()),
+        review=ReviewSettings(require_match=False, allow_self_approval=False, max_pending_per_user=20),
     )
+
+
+def test_review_settings_are_read() -> None:
+    review = settings_with(REVIEW_REQUIRE_MATCH="true", REVIEW_ALLOW_SELF_APPROVAL="yes",
+                           MAX_PENDING_PER_USER="3").review
+    assert review == ReviewSettings(require_match=True, allow_self_approval=True, max_pending_per_user=3)
 
 
 @pytest.mark.parametrize("name", ["DATABASE_URL", "ENTRA_TENANT_ID", "ENTRA_API_CLIENT_ID"])
@@ -110,6 +118,10 @@ def test_a_blank_required_setting_counts_as_missing(name: str) -> None:
         ({"ALLOWED_ENDPOINT_NETWORKS": "10.0.0.0/8, intranet"},
          "ALLOWED_ENDPOINT_NETWORKS must list CIDRs separated by commas: "
          "'intranet' is not a network in CIDR form, such as 10.20.0.0/16"),
+        ({"REVIEW_REQUIRE_MATCH": "strict"}, "REVIEW_REQUIRE_MATCH must be true or false, got 'strict'"),
+        ({"REVIEW_ALLOW_SELF_APPROVAL": "2"}, "REVIEW_ALLOW_SELF_APPROVAL must be true or false, got '2'"),
+        ({"MAX_PENDING_PER_USER": "0"}, "MAX_PENDING_PER_USER must be between 1 and 1000000, got 0"),
+        ({"MAX_PENDING_PER_USER": "many"}, "MAX_PENDING_PER_USER must be a whole number, got 'many'"),
     ],
 )
 def test_a_malformed_setting_is_named_with_what_was_expected(changes: dict[str, str], message: str) -> None:

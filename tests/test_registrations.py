@@ -49,15 +49,21 @@ def test_create_answers_201_with_location_and_writes_row_and_audit(
         "version": "1.0.0",
         "created_at": created["created_at"],
         "updated_at": created["updated_at"],
+        "revision": 1,
+        "published_revision": None,
+        "published_version": None,
+        "publication": None,
+        "publication_message": None,
     }
+    assert response.headers["ETag"] == '"1"'
     assert RFC3339_UTC.match(created["created_at"])
     assert RFC3339_UTC.match(created["updated_at"])
     row = sql.fetchrow("SELECT * FROM registrations WHERE registration_id = $1", uuid.UUID(registration_id))
     assert row is not None
     assert (row["endpoint_url"], row["status"], row["deleted_at"]) == (f"https://{host}/Weather", "Pending", None)
-    entries = sql.fetch("SELECT action, previous_status, new_status, user_id FROM audit_log WHERE registration_id = $1",
-                        uuid.UUID(registration_id))
-    assert [tuple(entry) for entry in entries] == [("Created", None, "Pending", submitter_id)]
+    entries = sql.fetch("SELECT action, previous_status, new_status, user_id, revision FROM audit_log "
+                        "WHERE registration_id = $1", uuid.UUID(registration_id))
+    assert [tuple(entry) for entry in entries] == [("Created", None, "Pending", submitter_id, 1)]
 
 
 def test_server_name_clash_takes_the_next_suffix(client: httpx.Client, user: Caller) -> None:
@@ -292,22 +298,30 @@ def test_submitter_edit_returns_registration_to_pending(
     assert (updated["endpoint_name"], updated["description"], updated["status"]) == ("Renamed Tools", None, "Pending")
     assert (updated["approver_id"], updated["approved_at"], updated["status_reason"]) == (None, None, None)
     assert updated["endpoint_url"] == created["endpoint_url"]
-    entries = sql.fetch("SELECT action, previous_status, new_status, metadata FROM audit_log "
+    assert (updated["revision"], updated["published_revision"], response.headers["ETag"]) == (2, 1, '"2"')
+    entries = sql.fetch("SELECT action, previous_status, new_status, revision, metadata FROM audit_log "
                         "WHERE registration_id = $1 ORDER BY log_id", uuid.UUID(registration_id))
+    decided = {"endpoint_url": created["endpoint_url"], "server_name": created["server_name"], "version": "1.0.0"}
     assert [tuple(entry) for entry in entries] == [
-        ("Created", None, "Pending", {"endpoint_url": created["endpoint_url"], "server_name": created["server_name"]}),
-        ("Approved", "Pending", "Approved", {"reason": "fine"}),
-        ("Updated", "Approved", "Pending", {"changed": ["description", "endpoint_name"]}),
+        ("Created", None, "Pending", 1,
+         {"endpoint_url": created["endpoint_url"], "server_name": created["server_name"]}),
+        ("Approved", "Pending", "Approved", 1, {**decided, "reason": "fine"}),
+        ("Updated", "Approved", "Pending", 2, {"changes": {
+            "description": {"old": "Example tools for tests.", "new": None},
+            "endpoint_name": {"old": created["endpoint_name"], "new": "Renamed Tools"},
+        }}),
     ]
 
 
-def test_admin_edit_keeps_the_status(client: httpx.Client, user: Caller, admin: Caller) -> None:
+def test_admin_edit_is_a_pending_revision_too(client: httpx.Client, user: Caller, admin: Caller) -> None:
     created = submit(client, user)
     decide(client, admin, created["registration_id"], "Approved")
     response = client.patch(f"/registrations/{created['registration_id']}", headers=admin.headers,
                             json={"available_tools": ["gamma"]})
     assert response.status_code == 200
-    assert (response.json()["status"], response.json()["available_tools"]) == ("Approved", ["gamma"])
+    edited = response.json()
+    assert (edited["status"], edited["available_tools"], edited["revision"]) == ("Pending", ["gamma"], 2)
+    assert (edited["published_revision"], edited["publication"]) == (1, "active")
 
 
 def test_edit_rules(client: httpx.Client, user: Caller, other_user: Caller, admin: Caller) -> None:
@@ -326,8 +340,9 @@ def test_edit_rules(client: httpx.Client, user: Caller, other_user: Caller, admi
                                 headers=user.headers), 422)
     assert_problem(client.patch(f"/registrations/{pending['registration_id']}", json={"endpoint_name": None},
                                 headers=user.headers), 422)
+    namespace = approved["server_name"].split("/")[0]
     response = client.patch(f"/registrations/{pending['registration_id']}", headers=user.headers,
-                            json={"endpoint_url": approved["endpoint_url"] + "/"})
+                            json={"endpoint_url": approved["endpoint_url"] + "/", "server_name": f"{namespace}/moved"})
     assert_problem(response, 409, "A registration with this endpoint_url already exists.")
 
 
@@ -386,7 +401,9 @@ def test_audit_trail_access(
     assert [(e["action"], e["previous_status"], e["new_status"]) for e in entries] == [
         ("Created", None, "Pending"), ("Approved", "Pending", "Approved")]
     assert entries[1]["user_id"] == str(admin_id)
-    assert entries[1]["metadata"] == {"reason": "ok"}
+    assert entries[1]["metadata"] == {"endpoint_url": approved["endpoint_url"], "server_name": approved["server_name"],
+                                      "version": "1.0.0", "reason": "ok"}
+    assert [entry["revision"] for entry in entries] == [1, 1]
     assert entries[0]["log_id"] < entries[1]["log_id"]
     assert all(RFC3339_UTC.match(entry["timestamp"]) for entry in entries)
     assert client.get(f"/registrations/{pending['registration_id']}/audit", headers=user.headers).status_code == 200

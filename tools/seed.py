@@ -11,10 +11,10 @@ import asyncio
 import uuid
 from uuid import UUID
 
-from shared.config import DatabaseSettings
+from shared.config import DatabaseSettings, ReviewSettings
 from shared.db import Database
 from shared.schemas.registrations import RegistrationCreate, StatusChange
-from shared.services import registrations
+from shared.services import registrations, revisions
 from shared.services.registrations import Actor
 
 ADMIN_NAME, ADMIN_EMAIL = "Ada Admin", "ada.admin@example.com"
@@ -52,13 +52,16 @@ async def seed(database_url: str) -> None:
     try:
         admin = Actor(await _upsert_user(db, ADMIN_NAME, ADMIN_EMAIL, True), is_admin=True)
         user = Actor(await _upsert_user(db, USER_NAME, USER_EMAIL, False), is_admin=False)
+        review = ReviewSettings(require_match=False, allow_self_approval=False, max_pending_per_user=20)
         for fields, decision in EXAMPLES:
-            row = await registrations.create(db=db, actor=user, data=RegistrationCreate.model_validate(fields))
+            data = RegistrationCreate.model_validate(fields)
+            row = await registrations.create(db=db, actor=user, data=data, review=review)
             if decision is not None:
                 change = StatusChange.model_validate(
                     {"status": decision, "reason": "Plain HTTP is not allowed." if decision == "Rejected" else None}
                 )
-                await registrations.decide(db=db, actor=admin, registration_id=row["registration_id"], change=change)
+                await revisions.decide(db=db, actor=admin, registration_id=row["registration_id"], change=change,
+                                       if_match=row["revision"], review=review)
     finally:
         await db.close()
 

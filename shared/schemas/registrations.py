@@ -16,7 +16,10 @@ from shared.schemas.urls import normalise_url
 Status = Literal["Pending", "Approved", "Rejected"]
 Decision = Literal["Approved", "Rejected"]
 Transport = Literal["streamable-http", "sse"]
-AuditAction = Literal["Created", "Updated", "Approved", "Rejected", "Deleted"]
+Publication = Literal["active", "deprecated"]
+AuditAction = Literal["Created", "Updated", "Approved", "Rejected", "Deleted", "Deprecated", "Reactivated", "Published",
+                      "Drifted", "DriftAccepted"]
+RevisionNumber = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 SERVER_NAME_PATTERN = r"^[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+$"
 
@@ -102,6 +105,8 @@ ServerName = Annotated[str, Field(min_length=3, max_length=200, pattern=SERVER_N
 Version = Annotated[str, Field(min_length=1, max_length=255, examples=["1.0.0"],
                                description=f"At most 255 characters, no spaces, not `latest`. {_TEXT_RULE}"),
                     AfterValidator(_version)]
+# Free text a person writes about a registration: a decision's reason, a deprecation message.
+FreeText = Annotated[str | None, AfterValidator(_description)]
 
 
 class RegistrationCreate(BaseModel):
@@ -150,6 +155,8 @@ class StatusChange(BaseModel):
     reason: Annotated[str | None, Field(max_length=1000, description=(
         "At most 1000 characters; tabs and line breaks allowed. " + _TEXT_RULE.replace(
             "No control characters", "No other control characters"))), AfterValidator(_description)] = None
+    revision: RevisionNumber | None = Field(
+        default=None, description="The revision decided, as `If-Match` names it; 412 when it is not the latest.")
 
 
 class RegistrationQuery(BaseModel):
@@ -179,6 +186,11 @@ class RegistrationPublic(BaseModel):
     version: str
     created_at: datetime
     updated_at: datetime
+    revision: int = Field(description="The latest revision; to those who see only the published one, that one.")
+    published_revision: int | None = Field(description="The revision the feed serves; null while none was approved.")
+    published_version: str | None = Field(description="`version` of the published revision.")
+    publication: Publication | None = Field(description="How the feed shows the published revision; null while none.")
+    publication_message: str | None = Field(description="Shown by clients with a deprecated server.")
 
 
 class RegistrationList(BaseModel):
@@ -195,10 +207,11 @@ class RegistrationList(BaseModel):
 class AuditLogEntry(BaseModel):
     log_id: int
     registration_id: UUID
-    user_id: UUID
+    user_id: UUID | None = Field(description="Who acted; null for entries the registry makes on its own.")
     action: AuditAction
     previous_status: Status | None
     new_status: Status | None
+    revision: int = Field(description="The revision the entry is about.")
     metadata: dict[str, object]
     timestamp: datetime
 

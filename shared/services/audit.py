@@ -13,8 +13,9 @@ from shared.services.registrations import Actor
 # One statement: the registration (deleted ones included) and, when the caller may read it,
 # its entries oldest first.
 _TRAIL = """
-SELECT r.status AS registration_status, r.deleted_at, r.submitter_id,
-       a.log_id, a.registration_id, a.user_id, a.action, a.previous_status, a.new_status, a.metadata, a."timestamp"
+SELECT r.published_revision AS public_revision, r.deleted_at, r.submitter_id,
+       a.log_id, a.registration_id, a.user_id, a.action, a.previous_status, a.new_status, a.revision, a.metadata,
+       a."timestamp"
 FROM registrations r
 LEFT JOIN audit_log a ON a.registration_id = r.registration_id AND ($2 OR r.submitter_id = $3)
 WHERE r.registration_id = $1
@@ -28,7 +29,7 @@ async def trail(*, db: Database, actor: Actor, registration_id: UUID) -> list[as
         raise NotFound("Registration not found.")
     first = rows[0]
     if not actor.is_admin and first["submitter_id"] != actor.user_id:
-        if first["registration_status"] == "Approved" and first["deleted_at"] is None:
+        if first["public_revision"] is not None and first["deleted_at"] is None:
             raise Forbidden("Only the submitter or an administrator may read this audit trail.")
         raise NotFound("Registration not found.")
     return [row for row in rows if row["log_id"] is not None]

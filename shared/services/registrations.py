@@ -1,7 +1,10 @@
-"""All SQL of registrations. Every write commits its audit entry in the same statement.
+"""SQL of registrations: create, read, list, delete. Every write commits its audit entry in the
+same statement; edits, decisions and publication live in `shared.services.revisions`.
 
-Visibility: an administrator sees every live registration; anyone else sees `Approved` ones
-and their own. What the caller may not see is reported as not found.
+Visibility (API.md): an administrator sees every live registration and the submitter their own,
+at their latest revision; anyone else sees a registration only while it has a published
+revision, and then sees that revision (`shared.services.columns`). What the caller may not see
+is reported as not found.
 """
 
 from __future__ import annotations
@@ -15,22 +18,18 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.config import ReviewSettings
 from shared.db import Database
-from shared.errors import Conflict, Forbidden, NotFound
-from shared.schemas.registrations import RegistrationCreate, RegistrationQuery, RegistrationUpdate, StatusChange
+from shared.errors import Conflict, NotFound, TooManyRequests
+from shared.schemas.registrations import RegistrationCreate, RegistrationQuery
+from shared.services import columns, namespaces
 
-# Written out so the list is what the API promises and nothing more (no deleted_at, no published_at).
-COLUMNS = """registration_id, endpoint_url, endpoint_name, description, owner_contact, available_tools, status,
-    submitter_id, approver_id, approved_at, status_reason, server_name, transport, version, created_at, updated_at"""
-
-_UNIQUE_FIELDS = {
-    "idx_registrations_endpoint_url": "endpoint_url",
-    "idx_registrations_server_name": "server_name",
-}
 # Each retry sees the names committed by the racers before it, so N racers need at most N tries.
 _NAME_ATTEMPTS = 20
 TOTAL_CAP = 10_000
 _MAX_SUFFIX = 1000
+# A queue of reviews drains at the pace of people: ask again in a while, not in a second.
+PENDING_RETRY_AFTER_SECONDS = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,77 +57,92 @@ def derive_server_name(endpoint_url: str, endpoint_name: str) -> str:
     return f"{namespace}/{slug}"
 
 
-def _conflict(error: asyncpg.UniqueViolationError) -> Conflict:
-    field = _UNIQUE_FIELDS.get(getattr(error, "constraint_name", "") or "", "a unique field")
-    return Conflict(f"A registration with this {field} already exists.")
-
-
 def like_pattern(search: str) -> str:
     escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-# The derived name if it is free, else the first free `name-N`: the common case costs one probe.
+
+
+def too_many_pending(review: ReviewSettings) -> TooManyRequests:
+    return TooManyRequests(
+        f"You have {review.max_pending_per_user} registrations awaiting review; submit more once some are decided.",
+        retry_after=PENDING_RETRY_AFTER_SECONDS,
+    )
+
+
+# The derived name if no live registration holds it, else the first free `name-N`: the common
+# case costs one probe of the claims.
+_NAME_HELD = ("SELECT 1 FROM registration_claims"
+              " WHERE field = 'server_name' AND value = {name} AND registration_id IS NOT NULL")
 _CANDIDATE_NAME = f"""
-    CASE WHEN NOT EXISTS (
-        SELECT 1 FROM registrations WHERE server_name = $7::text AND deleted_at IS NULL
-    ) THEN $7::text ELSE (
+    CASE WHEN NOT EXISTS ({_NAME_HELD.format(name="$7::text")}) THEN $7::text ELSE (
         SELECT $7::text || '-' || suffix FROM generate_series(2, {_MAX_SUFFIX}) AS suffix
-        WHERE NOT EXISTS (
-            SELECT 1 FROM registrations WHERE server_name = $7::text || '-' || suffix AND deleted_at IS NULL
-        )
+        WHERE NOT EXISTS ({_NAME_HELD.format(name="$7::text || '-' || suffix")})
         ORDER BY suffix LIMIT 1
     ) END
 """
 
+# The submitter's row of the review queue is locked first; a second submission waits for the
+# first to commit and then reads the count it left (kept by a trigger of migration 0003).
 _CREATE = f"""
-WITH inserted AS (
-    INSERT INTO registrations (endpoint_url, endpoint_name, description, owner_contact, available_tools,
-                               submitter_id, server_name, transport, version)
-    VALUES ($1, $2, $3, $4, $5, $6, coalesce($8, {_CANDIDATE_NAME}), $9, $10)
-    RETURNING {COLUMNS}
+WITH admitted AS (
+    INSERT INTO review_queue AS q (submitter_id) VALUES ($6)
+    ON CONFLICT (submitter_id) DO UPDATE SET pending = q.pending WHERE q.pending < $11
+    RETURNING submitter_id
+), inserted AS (
+    INSERT INTO registrations AS r (endpoint_url, endpoint_name, description, owner_contact, available_tools,
+                                    submitter_id, server_name, transport, version)
+    SELECT $1, $2, $3, $4, $5, $6, coalesce($8, {_CANDIDATE_NAME}), $9, $10 FROM admitted
+    RETURNING {columns.latest()}
+), revision AS (
+    INSERT INTO registration_revisions (registration_id, revision, {", ".join(columns.CONTENT)},
+                                        submitted_by, submitted_at)
+    SELECT registration_id, revision, {", ".join(columns.CONTENT)}, submitter_id, created_at FROM inserted
 ), audit AS (
-    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
-    SELECT registration_id, submitter_id, 'Created', NULL, status,
+    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, revision, metadata)
+    SELECT registration_id, submitter_id, 'Created', NULL, status, revision,
            jsonb_build_object('endpoint_url', endpoint_url, 'server_name', server_name)
     FROM inserted
 )
-SELECT {COLUMNS} FROM inserted
+SELECT inserted.* FROM (SELECT 1) AS one LEFT JOIN inserted ON true
 """
 
 
-async def create(*, db: Database, actor: Actor, data: RegistrationCreate) -> asyncpg.Record:
+async def create(*, db: Database, actor: Actor, data: RegistrationCreate, review: ReviewSettings) -> asyncpg.Record:
+    if data.server_name and not actor.is_admin:
+        namespaces.check(data.server_name, data.endpoint_url)
     derived = None if data.server_name else derive_server_name(data.endpoint_url, data.endpoint_name)
     for attempt in range(_NAME_ATTEMPTS):
         try:
             row = await db.fetchrow(
                 _CREATE, data.endpoint_url, data.endpoint_name, data.description, data.owner_contact,
                 data.available_tools, actor.user_id, derived, data.server_name, data.transport, data.version,
+                review.max_pending_per_user,
             )
         except asyncpg.UniqueViolationError as error:
             # Two submissions may derive the same free name at once; the loser takes the next one.
-            racing_on_derived_name = derived is not None and error.constraint_name == "idx_registrations_server_name"
+            racing_on_derived_name = derived is not None and error.constraint_name == "registration_claims_server_name"
             if racing_on_derived_name and attempt + 1 < _NAME_ATTEMPTS:
                 continue
-            raise _conflict(error) from None
+            raise columns.conflict(error) from None
         except asyncpg.NotNullViolationError:
             raise Conflict(f"No free server_name near {derived}; give one explicitly.") from None
         assert row is not None
+        if row["registration_id"] is None:
+            raise too_many_pending(review)
         return row
     raise AssertionError("unreachable")
 
 
-_VISIBLE = "(deleted_at IS NULL AND ($2::boolean OR status = 'Approved' OR submitter_id = $3::uuid))"
-# The caller's own live rows are all visible. Left without the visibility rule's `status`, the
-# count reads idx_registrations_submitter_id alone (index-only): 20,000 rows of a heavy
-# submitter cost ~1.5 ms instead of ~75 ms (bench/README.md). $2 must still appear once for
-# PostgreSQL to know its type; the admin flag is never null, so the test is always true.
-_OWN = "(deleted_at IS NULL AND submitter_id = $3::uuid AND $2::boolean IS NOT NULL)"
+# $2 (the admin flag) and $3 (the caller) are parameters of every read and list.
+FULL_VIEW = "($2::boolean OR r.submitter_id = $3::uuid)"
+_VISIBLE = f"(r.deleted_at IS NULL AND ({FULL_VIEW} OR r.published_revision IS NOT NULL))"
 
 
 async def get(*, db: Database, actor: Actor, registration_id: UUID) -> asyncpg.Record:
     row = await db.fetchrow(
-        f"SELECT {COLUMNS} FROM registrations WHERE registration_id = $1 AND {_VISIBLE}",
+        f"SELECT {columns.viewed_by(FULL_VIEW)} FROM registrations AS r WHERE r.registration_id = $1 AND {_VISIBLE}",
         registration_id, actor.is_admin, actor.user_id,
     )
     if row is None:
@@ -136,9 +150,30 @@ async def get(*, db: Database, actor: Actor, registration_id: UUID) -> asyncpg.R
     return row
 
 
-def list_filter(query: RegistrationQuery, *, own_only: bool) -> tuple[str, list[Any]]:
-    """A WHERE clause built only from fixed fragments; every value is a parameter."""
-    conditions = [_OWN if own_only else _VISIBLE]
+_LATEST_SEARCH = ("lower(r.endpoint_name || chr(31) || r.owner_contact || chr(31) || r.endpoint_url || chr(31)"
+                  " || coalesce(r.description, ''))")
+_PUBLISHED_SEARCH = ("lower(r.published_endpoint_name || chr(31) || r.published_owner_contact || chr(31)"
+                     " || r.published_endpoint_url || chr(31) || coalesce(r.published_description, ''))")
+# Someone else's registration, seen at its published revision.
+_OTHERS_PUBLISHED = "(r.submitter_id <> $3::uuid AND r.published_revision IS NOT NULL)"
+
+
+def list_filter(query: RegistrationQuery, *, own_only: bool, is_admin: bool) -> tuple[str, list[Any]]:
+    """A WHERE clause built only from fixed fragments; every value is a parameter.
+
+    An administrator's list and anyone's own list filter the latest revisions. Anyone else's
+    list is their own latest revisions beside others' published ones: each filter is an OR of
+    the two, each side matching one partial index, so that search and totals stay on indexes.
+    """
+    latest_only = own_only or is_admin
+    # The caller's own live rows are all visible. Left without the admin flag, the count reads
+    # idx_registrations_submitter_id alone (index-only): 20,000 rows of a heavy submitter cost
+    # ~1.5 ms instead of ~75 ms (bench/README.md). $2 must still appear once for PostgreSQL to
+    # know its type; the admin flag is never null, so the test is always true.
+    if own_only:
+        conditions = ["r.deleted_at IS NULL AND r.submitter_id = $3::uuid AND $2::boolean IS NOT NULL"]
+    else:
+        conditions = [_VISIBLE]
     arguments: list[Any] = []
 
     def parameter(value: Any) -> str:
@@ -146,14 +181,22 @@ def list_filter(query: RegistrationQuery, *, own_only: bool) -> tuple[str, list[
         return f"${len(arguments) + 3}"
 
     if query.status is not None:
-        conditions.append(f"status = {parameter(query.status)}")
+        status = parameter(query.status)
+        if latest_only:
+            conditions.append(f"r.status = {status}")
+        elif query.status == "Approved":
+            conditions.append(f"((r.submitter_id = $3::uuid AND r.status = {status}) OR {_OTHERS_PUBLISHED})")
+        else:
+            conditions.append(f"(r.submitter_id = $3::uuid AND r.status = {status})")
     if query.submitter_id is not None:
-        conditions.append(f"submitter_id = {parameter(query.submitter_id)}")
+        conditions.append(f"r.submitter_id = {parameter(query.submitter_id)}")
     if query.search is not None:
-        conditions.append(
-            "lower(endpoint_name || chr(31) || owner_contact || chr(31) || endpoint_url || chr(31)"
-            f" || coalesce(description, '')) LIKE lower({parameter(like_pattern(query.search))})"
-        )
+        pattern = f"lower({parameter(like_pattern(query.search))})"
+        if latest_only:
+            conditions.append(f"{_LATEST_SEARCH} LIKE {pattern}")
+        else:
+            conditions.append(f"((r.submitter_id = $3::uuid AND {_LATEST_SEARCH} LIKE {pattern})"
+                              f" OR ({_OTHERS_PUBLISHED} AND {_PUBLISHED_SEARCH} LIKE {pattern}))")
     return " AND ".join(conditions), arguments
 
 
@@ -170,16 +213,17 @@ async def list_page(*, db: Database, actor: Actor, query: RegistrationQuery, own
     Counting stops past the cap: an exact count of hundreds of thousands of visible rows costs
     more than the page itself, and no one pages that far by offset.
     """
-    where, arguments = list_filter(query, own_only=own_only)
+    where, arguments = list_filter(query, own_only=own_only, is_admin=actor.is_admin)
     rows = await db.fetch(
         f"""
         SELECT counted.total, page.*
         FROM (
-            SELECT count(*) AS total FROM (SELECT 1 FROM registrations WHERE {where} LIMIT {TOTAL_CAP + 1}) AS capped
+            SELECT count(*) AS total
+            FROM (SELECT 1 FROM registrations AS r WHERE {where} LIMIT {TOTAL_CAP + 1}) AS capped
         ) AS counted
         LEFT JOIN LATERAL (
-            SELECT {COLUMNS} FROM registrations WHERE {where}
-            ORDER BY created_at DESC, registration_id DESC
+            SELECT {columns.viewed_by(FULL_VIEW)} FROM registrations AS r WHERE {where}
+            ORDER BY r.created_at DESC, r.registration_id DESC
             LIMIT $1 OFFSET ${len(arguments) + 4}
         ) AS page ON true
         """,
@@ -189,95 +233,17 @@ async def list_page(*, db: Database, actor: Actor, query: RegistrationQuery, own
     return Page(min(total, TOTAL_CAP), total <= TOTAL_CAP, [row for row in rows if row["registration_id"] is not None])
 
 
-_UPDATE = f"""
-WITH target AS (
-    SELECT registration_id, status, submitter_id FROM registrations
-    WHERE registration_id = $1 AND deleted_at IS NULL
-    FOR UPDATE
-), updated AS (
-    UPDATE registrations AS r SET
-        endpoint_url    = CASE WHEN $4 THEN $5 ELSE r.endpoint_url END,
-        endpoint_name   = CASE WHEN $6 THEN $7 ELSE r.endpoint_name END,
-        description     = CASE WHEN $8 THEN $9 ELSE r.description END,
-        owner_contact   = CASE WHEN $10 THEN $11 ELSE r.owner_contact END,
-        available_tools = CASE WHEN $12 THEN $13::jsonb ELSE r.available_tools END,
-        server_name     = CASE WHEN $14 THEN $15 ELSE r.server_name END,
-        transport       = CASE WHEN $16 THEN $17 ELSE r.transport END,
-        version         = CASE WHEN $18 THEN $19 ELSE r.version END,
-        status          = CASE WHEN $2 THEN r.status ELSE 'Pending' END,
-        approver_id     = CASE WHEN $2 THEN r.approver_id END,
-        approved_at     = CASE WHEN $2 THEN r.approved_at END,
-        status_reason   = CASE WHEN $2 THEN r.status_reason END
-    FROM target
-    WHERE r.registration_id = target.registration_id AND ($2 OR target.submitter_id = $3)
-    RETURNING {", ".join(f"r.{column.strip()}" for column in COLUMNS.split(","))}, target.status AS previous_status
-), audit AS (
-    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
-    SELECT registration_id, $3, 'Updated', previous_status, status, jsonb_build_object('changed', $20::text[])
-    FROM updated
-)
-SELECT target.status AS found_status, target.submitter_id AS found_submitter, updated.*
-FROM target LEFT JOIN updated ON true
-"""
-
-_UPDATABLE = ("endpoint_url", "endpoint_name", "description", "owner_contact", "available_tools", "server_name",
-              "transport", "version")
-
-
-async def update(*, db: Database, actor: Actor, registration_id: UUID, data: RegistrationUpdate) -> asyncpg.Record:
-    changed = sorted(data.model_fields_set)
-    values: list[Any] = []
-    for field in _UPDATABLE:
-        values += [field in data.model_fields_set, getattr(data, field)]
-    try:
-        row = await db.fetchrow(_UPDATE, registration_id, actor.is_admin, actor.user_id, *values, changed)
-    except asyncpg.UniqueViolationError as error:
-        raise _conflict(error) from None
-    if row is None:
-        raise NotFound("Registration not found.")
-    if row["registration_id"] is None:
-        if row["found_status"] == "Approved":
-            raise Forbidden("Only the submitter or an administrator may change this registration.")
-        raise NotFound("Registration not found.")
-    return row
-
-
-_DECIDE = f"""
-WITH target AS (
-    SELECT registration_id FROM registrations WHERE registration_id = $1 AND deleted_at IS NULL
-), updated AS (
-    UPDATE registrations SET
-        status = $2, approver_id = $3, approved_at = now(), status_reason = $4,
-        published_at = CASE WHEN $2 = 'Approved' THEN coalesce(published_at, now()) ELSE published_at END
-    WHERE registration_id = $1 AND deleted_at IS NULL AND status = 'Pending'
-    RETURNING {COLUMNS}
-), audit AS (
-    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
-    SELECT registration_id, $3, status, 'Pending', status,
-           CASE WHEN $4::text IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object('reason', $4::text) END
-    FROM updated
-)
-SELECT updated.* FROM target LEFT JOIN updated ON true
-"""
-
-
-async def decide(*, db: Database, actor: Actor, registration_id: UUID, change: StatusChange) -> asyncpg.Record:
-    row = await db.fetchrow(_DECIDE, registration_id, change.status, actor.user_id, change.reason)
-    if row is None:
-        raise NotFound("Registration not found.")
-    if row["registration_id"] is None:
-        raise Conflict("Only a Pending registration can be approved or rejected; this one was already decided.")
-    return row
-
-
+# Deleting frees the URL and the name (the claims trigger) and, for a published registration,
+# is a change the feed's incremental sync announces.
 _DELETE = """
 WITH deleted AS (
-    UPDATE registrations SET deleted_at = now()
+    UPDATE registrations SET deleted_at = now(),
+        published_updated_at = CASE WHEN published_at IS NOT NULL THEN now() ELSE published_updated_at END
     WHERE registration_id = $1 AND deleted_at IS NULL
-    RETURNING registration_id, status
+    RETURNING registration_id, status, revision
 ), audit AS (
-    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, metadata)
-    SELECT registration_id, $2, 'Deleted', status, NULL, '{}'::jsonb FROM deleted
+    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, revision, metadata)
+    SELECT registration_id, $2, 'Deleted', status, NULL, revision, '{}'::jsonb FROM deleted
 )
 SELECT registration_id FROM deleted
 """

@@ -1,0 +1,72 @@
+"""SQL fragments shared by the registration statements: what a registration answers with, to whom.
+
+A registration row holds its latest revision in the plain columns and a copy of its published
+revision in the `published_*` columns (sql/migrations/0003_revisions.sql). The submitter and
+administrators read the former; everyone else reads the latter, with status `Approved`, so
+nothing reveals that an edit is waiting.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from shared.errors import Conflict
+
+# The body fields a revision holds.
+CONTENT = ("endpoint_url", "endpoint_name", "description", "owner_contact", "available_tools", "server_name",
+           "transport", "version")
+# Response fields that differ between the latest and the published view, and where the published one is.
+_VIEWED = {
+    **{field: f"published_{field}" for field in CONTENT},
+    "approver_id": "published_approver_id",
+    "approved_at": "published_approved_at",
+    "status_reason": "published_status_reason",
+    "updated_at": "published_updated_at",
+    "revision": "published_revision",
+}
+_SHARED = ("registration_id", "submitter_id", "created_at", "published_revision", "published_version", "publication",
+           "publication_message")
+
+
+def latest(alias: str = "r") -> str:
+    """The registration as its submitter and administrators see it."""
+    return ", ".join(f"{alias}.{column}" for column in (*_SHARED, *_VIEWED, "status"))
+
+
+def viewed_by(full: str, alias: str = "r") -> str:
+    """The registration as a caller sees it: the latest revision where `full` (SQL) holds, else the published."""
+    parts = [f"{alias}.{column}" for column in _SHARED]
+    parts += [f"CASE WHEN {full} THEN {alias}.{column} ELSE {alias}.{published} END AS {column}"
+              for column, published in _VIEWED.items()]
+    parts.append(f"CASE WHEN {full} THEN {alias}.status ELSE 'Approved' END AS status")
+    return ", ".join(parts)
+
+
+def publish_from(revision: str) -> str:
+    """SET assignments that publish the revision row `revision` (an alias with the revision columns)."""
+    copies = [f"published_{field} = {revision}.{field}" for field in CONTENT]
+    return ", ".join([
+        f"published_revision = {revision}.revision", *copies,
+        f"published_approver_id = {revision}.decided_by", f"published_approved_at = {revision}.decided_at",
+        f"published_status_reason = {revision}.reason", "published_updated_at = now()",
+        "published_at = coalesce(published_at, now())",
+        # A deprecated registration stays deprecated; one published for the first time is active.
+        "publication = coalesce(publication, 'active')",
+    ])
+
+
+def decided_metadata(revision: str) -> str:
+    """What an Approved/Rejected/Published audit entry records of the revision it is about."""
+    return (f"jsonb_build_object('endpoint_url', {revision}.endpoint_url, 'server_name', {revision}.server_name, "
+            f"'version', {revision}.version)")
+
+
+UNIQUE_FIELDS = {
+    "registration_claims_endpoint_url": "endpoint_url",
+    "registration_claims_server_name": "server_name",
+}
+
+
+def conflict(error: asyncpg.UniqueViolationError) -> Conflict:
+    field = UNIQUE_FIELDS.get(getattr(error, "constraint_name", "") or "", "a unique field")
+    return Conflict(f"A registration with this {field} already exists.")
