@@ -23,6 +23,10 @@ def body(**overrides: Any) -> dict[str, Any]:
         "owner_contact": "owner@example.com",
         "available_tools": ["alpha", "beta"],
     }
+    if "server_name" in overrides and "endpoint_url" not in overrides:
+        # A host the name's namespace covers (com.contoso/x -> mcp-….contoso.com), as submitters must use.
+        domain = ".".join(reversed(str(overrides["server_name"]).split("/")[0].split(".")))
+        fields["endpoint_url"] = f"https://mcp-{uuid.uuid4().hex[:10]}.{domain}/mcp"
     fields.update(overrides)
     return fields
 

@@ -79,19 +79,45 @@ def approve(client: httpx.Client, user: Caller, admin: Caller, **overrides: Any)
     return decide(client, admin, created["registration_id"], "Approved")
 
 
+def edit_and_approve(client: httpx.Client, editor: Caller, admin: Caller, registration_id: str,
+                     **changes: Any) -> dict[str, Any]:
+    edited = client.patch(f"/registrations/{registration_id}", json=changes, headers=editor.headers)
+    assert (edited.status_code, edited.json()["status"]) == (200, "Pending"), edited.text
+    return decide(client, admin, registration_id, "Approved")
+
+
 def insert_approved(sql: Sql, marker: str, count: int) -> list[str]:
-    """`count` approved registrations in one statement, named com.{marker}/s-0001 upwards."""
+    """`count` published registrations (revision 1, approved) in one statement, named com.{marker}/s-0001 upwards."""
     submitter = sql.fetchval(
         "INSERT INTO users (entra_id, display_name) VALUES ($1, 'Feed tests') RETURNING user_id", str(uuid.uuid4()))
     rows = sql.fetch(
         """
-        INSERT INTO registrations (endpoint_url, endpoint_name, description, owner_contact, submitter_id,
-                                   approver_id, server_name, status, approved_at, published_at)
-        SELECT format('https://s-%s.%s.example.com/mcp', n, $1::text), format('Server %s', n), 'Bulk server.',
-               'owner@example.com', $2, $2, format('com.%s/s-%s', $1::text, lpad(n::text, 4, '0')),
-               'Approved', now(), now()
-        FROM generate_series(1, $3::int) AS n
-        RETURNING server_name
+        WITH source AS (
+            SELECT format('https://s-%s.%s.example.com/mcp', n, $1::text) AS url, format('Server %s', n) AS title,
+                   format('com.%s/s-%s', $1::text, lpad(n::text, 4, '0')) AS name
+            FROM generate_series(1, $3::int) AS n
+        ), inserted AS (
+            INSERT INTO registrations (endpoint_url, endpoint_name, description, owner_contact, submitter_id,
+                                       approver_id, server_name, status, approved_at, published_at,
+                                       published_revision, published_endpoint_url, published_endpoint_name,
+                                       published_description, published_owner_contact, published_available_tools,
+                                       published_server_name, published_transport, published_version,
+                                       published_approver_id, published_approved_at, published_updated_at,
+                                       publication)
+            SELECT url, title, 'Bulk server.', 'owner@example.com', $2, $2, name, 'Approved', now(), now(),
+                   1, url, title, 'Bulk server.', 'owner@example.com', '[]', name, 'streamable-http', '1.0.0',
+                   $2, now(), now(), 'active'
+            FROM source
+            RETURNING *
+        ), revision AS (
+            INSERT INTO registration_revisions (registration_id, revision, endpoint_url, endpoint_name, description,
+                                                owner_contact, server_name, transport, version, status,
+                                                submitted_by, decided_by, decided_at)
+            SELECT registration_id, 1, endpoint_url, endpoint_name, description, owner_contact, server_name,
+                   transport, version, 'Approved', submitter_id, approver_id, approved_at
+            FROM inserted
+        )
+        SELECT server_name FROM inserted
         """,
         marker, submitter, count,
     )
@@ -161,18 +187,22 @@ def test_updated_since_pages_in_order_of_change_and_repeats_what_changed_behind_
     assert [datetime.fromisoformat(stamp) for stamp in stamps] == sorted(datetime.fromisoformat(s) for s in stamps)
 
 
-def test_limits_render_within_the_official_schema(client: httpx.Client, user: Caller, admin: Caller) -> None:
+def test_limits_render_within_the_official_schema(
+    client: httpx.Client, user: Caller, admin: Caller, make_caller: Callable[..., Caller]
+) -> None:
     marker = new_marker()
     namespace = f"com.{marker}"
     long_name = f"{namespace}/{'n' * (200 - len(namespace) - 1)}"
-    host = unique_host()
+    host = f"mcp.{marker}.com"
     long_url = f"https://{host}/" + "p" * (2048 - len(f"https://{host}/"))
     words = " ".join(f"word{index:03d}" for index in range(250)) + "."
     long_title = ("Title " * 40)[:200].strip()
     big = approve(client, user, admin, server_name=long_name, endpoint_url=long_url, description=words,
                   endpoint_name=long_title, transport="sse", version="v" * 255)
     tiny_name = f"{uuid.uuid4().hex[0]}/{uuid.uuid4().hex[0]}"
-    tiny = approve(client, user, admin, server_name=tiny_name, endpoint_name="abc", description=None)
+    # A name outside any namespace: only an administrator may give one.
+    tiny = approve(client, make_caller(admin=True), admin, server_name=tiny_name, endpoint_name="abc",
+                   description=None)
     assert (len(big["server_name"]), len(big["endpoint_url"]), len(big["description"])) == (200, 2048, 2000)
 
     assert server(client, long_name)["server"] == {
@@ -296,51 +326,55 @@ def test_search_treats_percent_and_underscore_literally(client: httpx.Client, us
     assert names(servers(client, search=f"{marker}/a%")) == []
 
 
-def test_updated_since_reports_deleted_and_withdrawn_entries_as_they_were_published(
+def test_updated_since_reports_deleted_entries_as_they_were_published_and_never_an_edit_under_review(
     client: httpx.Client, sql: Sql, user: Caller, admin: Caller
 ) -> None:
     marker = new_marker()
     since = database_now(sql)
     kept = approve(client, user, admin, server_name=f"com.{marker}/kept")
     deleted = approve(client, user, admin, server_name=f"com.{marker}/deleted", description="Gone soon.")
-    withdrawn = approve(client, user, admin, server_name=f"com.{marker}/withdrawn", description="As approved.")
+    edited = approve(client, user, admin, server_name=f"com.{marker}/edited", description="As approved.")
     submit(client, user, server_name=f"com.{marker}/pending")
     decide(client, admin, submit(client, user, server_name=f"com.{marker}/rejected")["registration_id"], "Rejected")
     assert client.delete(f"/registrations/{deleted['registration_id']}", headers=admin.headers).status_code == 204
-    edit = {"server_name": f"com.{marker}/renamed", "description": "Unapproved text.", "endpoint_name": "New Name"}
-    edited = client.patch(f"/registrations/{withdrawn['registration_id']}", json=edit, headers=user.headers)
-    assert (edited.status_code, edited.json()["status"]) == (200, "Pending")
+    edit = {"description": "Unapproved text.", "endpoint_name": "New Name"}
+    pending = client.patch(f"/registrations/{edited['registration_id']}", json=edit, headers=user.headers)
+    assert (pending.status_code, pending.json()["status"]) == (200, "Pending")
 
     page = servers(client, updated_since=since, search=marker)
     by_name = {entry["server"]["name"]: entry for entry in page["servers"]}
-    assert names(page) == [f"com.{marker}/kept", f"com.{marker}/deleted", f"com.{marker}/withdrawn"]
+    assert names(page) == [f"com.{marker}/kept", f"com.{marker}/edited", f"com.{marker}/deleted"]
     assert {name: entry["_meta"][OFFICIAL]["status"] for name, entry in by_name.items()} == {
-        f"com.{marker}/kept": "active", f"com.{marker}/deleted": "deleted", f"com.{marker}/withdrawn": "deleted"}
-    gone = by_name[f"com.{marker}/withdrawn"]
-    assert (gone["server"]["title"], gone["server"]["description"]) == (withdrawn["endpoint_name"], "As approved.")
-    assert gone["_meta"][OFFICIAL]["publishedAt"] == withdrawn["approved_at"]
-    assert gone["_meta"][OFFICIAL]["updatedAt"] == edited.json()["updated_at"]
+        f"com.{marker}/kept": "active", f"com.{marker}/deleted": "deleted", f"com.{marker}/edited": "active"}
+    live = by_name[f"com.{marker}/edited"]
+    assert (live["server"]["title"], live["server"]["description"]) == (edited["endpoint_name"], "As approved.")
+    assert live["_meta"][OFFICIAL]["publishedAt"] == edited["approved_at"]
+    # The edit under review changes nothing the public sees, not even the time of the entry.
+    assert live["_meta"][OFFICIAL]["updatedAt"] == edited["updated_at"]
+    gone = by_name[f"com.{marker}/deleted"]
+    assert (gone["server"]["description"], gone["_meta"][OFFICIAL]["publishedAt"]) == (
+        "Gone soon.", deleted["approved_at"])
     assert by_name[f"com.{marker}/kept"]["_meta"][OFFICIAL]["updatedAt"] == kept["updated_at"]
     assert "Unapproved" not in json.dumps(page)
-    assert names(servers(client, search=marker)) == [f"com.{marker}/kept"]
+    assert names(servers(client, search=marker)) == [f"com.{marker}/edited", f"com.{marker}/kept"]
 
-    approve_again = decide(client, admin, withdrawn["registration_id"], "Approved")
-    resynced = servers(client, updated_since=edited.json()["updated_at"], search=marker)
+    approve_again = decide(client, admin, edited["registration_id"], "Approved")
+    resynced = servers(client, updated_since=edited["updated_at"], search=marker)
     assert [(entry["server"]["name"], entry["server"]["description"], entry["_meta"][OFFICIAL]["status"])
-            for entry in resynced["servers"]] == [(f"com.{marker}/renamed", "Unapproved text.", "active")]
-    assert resynced["servers"][0]["_meta"][OFFICIAL]["publishedAt"] == approve_again["approved_at"]
+            for entry in resynced["servers"]] == [
+        (f"com.{marker}/deleted", "Gone soon.", "deleted"), (f"com.{marker}/edited", "Unapproved text.", "active")]
+    assert resynced["servers"][1]["_meta"][OFFICIAL]["publishedAt"] == approve_again["approved_at"]
 
 
 def test_a_departed_entry_is_not_announced_under_a_version_another_live_registration_holds(
-    client: httpx.Client, sql: Sql, user: Caller, other_user: Caller, admin: Caller
+    client: httpx.Client, sql: Sql, user: Caller, other_user: Caller, admin: Caller,
+    make_caller: Callable[..., Caller]
 ) -> None:
     marker = new_marker()
     since = database_now(sql)
     name = f"com.{marker}/shared-name"
     first = approve(client, user, admin, server_name=name, version="1.0.0")
-    renamed = client.patch(f"/registrations/{first['registration_id']}", json={"server_name": f"{name}-old"},
-                           headers=user.headers)
-    assert (renamed.status_code, renamed.json()["status"]) == (200, "Pending")
+    assert client.delete(f"/registrations/{first['registration_id']}", headers=admin.headers).status_code == 204
 
     def versions() -> list[tuple[str, str, str]]:
         page = servers(client, updated_since=since, search=marker)
@@ -350,9 +384,7 @@ def test_a_departed_entry_is_not_announced_under_a_version_another_live_registra
     assert versions() == [(name, "1.0.0", "deleted")]
     second = approve(client, other_user, admin, server_name=name, version="2.0.0")
     assert versions() == [(name, "1.0.0", "deleted"), (name, "2.0.0", "active")]
-    moved = client.patch(f"/registrations/{second['registration_id']}", json={"version": "1.0.0"},
-                         headers=admin.headers)
-    assert (moved.status_code, moved.json()["status"]) == (200, "Approved")
+    edit_and_approve(client, make_caller(admin=True), admin, second["registration_id"], version="1.0.0")
     assert versions() == [(name, "1.0.0", "active")]
 
 
@@ -413,8 +445,10 @@ def test_etag_answers_304_until_the_entry_changes(client: httpx.Client, user: Ca
     assert client.get(version_path(name), headers={"If-None-Match": '"other"'}).status_code == 200
 
     changed = client.patch(f"/registrations/{approved['registration_id']}", json={"description": "New words."},
-                           headers=admin.headers)
-    assert (changed.status_code, changed.json()["status"]) == (200, "Approved")
+                           headers=user.headers)
+    assert (changed.status_code, changed.json()["status"]) == (200, "Pending")
+    assert client.get(version_path(name), headers={"If-None-Match": etag}).status_code == 304
+    decide(client, admin, approved["registration_id"], "Approved")
     fresh = client.get(version_path(name), headers={"If-None-Match": etag})
     assert fresh.status_code == 200
     assert fresh.headers["ETag"] != etag

@@ -217,10 +217,14 @@ class ServerDetail(BaseModel):
 
 
 class OfficialMeta(BaseModel):
-    status: Literal["active", "deleted"]
+    status: Literal["active", "deprecated", "deleted"] = Field(
+        description="`deprecated`: still usable, with `statusMessage` saying why not to; `deleted`: only in an "
+                    "`updated_since` listing, for a server that left the registry.")
+    status_message: str | None = Field(None, alias="statusMessage",
+                                       description="Why a server is deprecated, shown by clients; absent otherwise.")
     published_at: datetime = Field(alias="publishedAt")
     updated_at: datetime = Field(alias="updatedAt")
-    is_latest: bool = Field(True, alias="isLatest", description="Always true: a server name has one live version.")
+    is_latest: bool = Field(True, alias="isLatest", description="Marks the version the registry serves for the name.")
 
 
 class ResponseMeta(BaseModel):
@@ -244,6 +248,7 @@ class ServerList(BaseModel):
 
 def server_response(row: Mapping[str, Any]) -> ServerResponse:
     """A feed row (see services.feed) as the official ServerResponse."""
+    status = (row["publication"] or "active") if row["active"] else "deleted"
     return ServerResponse.model_validate({
         "server": {
             "$schema": SERVER_SCHEMA_URL,
@@ -254,10 +259,11 @@ def server_response(row: Mapping[str, Any]) -> ServerResponse:
             "remotes": [{"type": row["transport"], "url": row["endpoint_url"]}],
         },
         "_meta": {OFFICIAL_META: {
-            "status": "active" if row["active"] else "deleted",
+            "status": status,
+            "statusMessage": row["publication_message"] if status == "deprecated" else None,
             "publishedAt": row["published_at"],
             "updatedAt": row["updated_at"],
-            "isLatest": True,
+            "isLatest": row["is_latest"],
         }},
     })
 

@@ -1,19 +1,21 @@
 """All SQL of the MCP registry feed: one statement per request, every value a parameter.
 
-Rows come back in one shape for `shared.schemas.feed.server_response`: the feed's content
-columns, `active`, `published_at` (when it was approved) and `updated_at`.
+The feed serves the **published revision** of each registration (the `published_*` columns of
+migration 0003): an edit awaiting review, or a rejected one, leaves it live. Rows come back in
+one shape for `shared.schemas.feed.server_response`: the feed's content columns, `active`,
+`publication`, `publication_message`, `is_latest`, `published_at` (when the revision was
+approved) and `updated_at` (when what the public sees last changed).
 
 Two orders, both keyset-paged on a unique key so that rows approved between two pages are
 never repeated and never push others out:
-- the catalogue (no `updated_since`): live `Approved` rows by `server_name` in byte order, then
-  `registration_id`. A row approved mid-walk appears once if it sorts after the page already
+- the catalogue (no `updated_since`): live published rows by name in byte order, then
+  `registration_id`. A row published mid-walk appears once if it sorts after the page already
   read, otherwise on the next walk.
 - incremental sync (`updated_since`): every row that was ever published and changed since, by
-  `updated_at`, then `registration_id`, so a mirror applies changes in the order they happened
-  (a deletion before the approval of a new registration that took over its name). Rows that
-  left the feed (deleted, withdrawn by an edit, rejected after an edit) come with
-  `active = false` and the content they had when they left (`last_published`, kept by a
-  trigger of migration 0002), so an unapproved edit never reaches the feed.
+  `published_updated_at`, then `registration_id`, so a mirror applies changes in the order they
+  happened (a deletion before the approval of a new registration that took over its name). A
+  deleted row comes with `active = false` and the content it was published with; a row
+  withdrawn before migration 0003 with the snapshot the trigger of 0002 kept (`last_published`).
 `include_deleted` brings those departed rows into the catalogue order and the per-server reads too.
 """
 
@@ -29,50 +31,83 @@ from shared.schemas.common import has_control_characters
 from shared.schemas.feed import LATEST, FeedCursor, FeedQuery, is_server_name
 from shared.services.registrations import like_pattern
 
-_LIVE = "r.status = 'Approved' AND r.deleted_at IS NULL"
-# approved_at is cleared when an edit withdraws a registration; published_at keeps its first approval.
-_STAMPS = "r.registration_id, r.updated_at, coalesce(r.approved_at, r.published_at) AS published_at"
-_CONTENT = "r.server_name, r.endpoint_name, r.description, r.version, r.transport, r.endpoint_url"
+_LIVE = "r.published_revision IS NOT NULL AND r.deleted_at IS NULL"
+_STAMPS = ("r.registration_id, r.published_updated_at AS updated_at, "
+           "coalesce(r.published_approved_at, r.published_at) AS published_at, "
+           "r.publication, r.publication_message")
+_CONTENT = ("r.published_server_name AS server_name, r.published_endpoint_name AS endpoint_name, "
+            "r.published_description AS description, r.published_version AS version, "
+            "r.published_transport AS transport, r.published_endpoint_url AS endpoint_url")
+_NAME = 'r.published_server_name COLLATE "C"'
 
-# Byte order ("C") is the same on every server whatever its locale; the index of 0002 holds it.
+# Byte order ("C") is the same on every server whatever its locale; the index of 0003 holds it.
 _CATALOGUE = f"""
-SELECT {_STAMPS}, {_CONTENT}, true AS active
+SELECT {_STAMPS}, {_CONTENT}, true AS active, true AS is_latest
 FROM registrations AS r
 WHERE {{where}}
-ORDER BY r.server_name COLLATE "C", r.registration_id
+ORDER BY {_NAME}, r.registration_id
 LIMIT $1
 """
 
-# Every row ever published, live or departed, as the feed shows it (`e`). A row that left the feed
-# before migration 0002 has no snapshot; its current content is all there is. A departed entry is
-# not announced while another live registration holds its name and version: that one's entry is the
-# current state, and a later "deleted" would make mirrors drop it.
+# What the feed shows of a row (`e`): its published revision, else (a row withdrawn before
+# migration 0003) its snapshot, else its content.
+_SHOWN = """CROSS JOIN LATERAL jsonb_to_record(CASE
+    WHEN r.published_revision IS NOT NULL THEN jsonb_build_object(
+        'server_name', r.published_server_name, 'endpoint_name', r.published_endpoint_name,
+        'description', r.published_description, 'version', r.published_version,
+        'transport', r.published_transport, 'endpoint_url', r.published_endpoint_url)
+    WHEN r.last_published IS NOT NULL THEN r.last_published
+    ELSE to_jsonb(r)
+END) AS e(server_name text, endpoint_name text, description text, version text, transport text, endpoint_url text)"""
+# A departed entry is not announced while another live registration publishes its name and
+# version: that one's entry is the current state, and a later "deleted" would make mirrors drop it.
+_NOT_HELD = """NOT EXISTS (
+    SELECT 1 FROM registrations AS holder
+    WHERE holder.published_server_name COLLATE "C" = e.server_name AND holder.published_version = e.version
+      AND holder.published_revision IS NOT NULL AND holder.deleted_at IS NULL
+)"""
+
+# Every row ever published, live or departed.
 _PUBLISHED = f"""
-SELECT {_STAMPS}, e.*, live.active
+SELECT {_STAMPS}, e.*, live.active, true AS is_latest
 FROM registrations AS r
 CROSS JOIN LATERAL (SELECT {_LIVE} AS active) AS live
-CROSS JOIN LATERAL jsonb_to_record(
-    CASE WHEN live.active OR r.last_published IS NULL THEN to_jsonb(r) ELSE r.last_published END
-) AS e(server_name text, endpoint_name text, description text, version text, transport text, endpoint_url text)
-WHERE r.published_at IS NOT NULL AND {{where}} AND (live.active OR NOT EXISTS (
-    SELECT 1 FROM registrations AS holder
-    WHERE holder.server_name = e.server_name AND holder.version = e.version
-      AND holder.status = 'Approved' AND holder.deleted_at IS NULL
-))
+{_SHOWN}
+WHERE r.published_at IS NOT NULL AND {{where}} AND (live.active OR {_NOT_HELD})
 """
 _SYNC = _PUBLISHED + """ORDER BY {order}, r.registration_id
 LIMIT $1
 """
 
-_BY_NAME = f"""
-SELECT {_STAMPS}, {_CONTENT}, true AS active
+# Every approved revision of a live server under its current name, one per version string: the
+# published revision, else the newest approved one with that version. $3: the published one only.
+_VERSIONS = f"""
+SELECT DISTINCT ON (v.version)
+    r.registration_id, r.published_updated_at AS updated_at, v.decided_at AS published_at, r.publication,
+    r.publication_message, v.server_name, v.endpoint_name, v.description, v.version, v.transport, v.endpoint_url,
+    true AS active, v.revision = r.published_revision AS is_latest, v.revision
 FROM registrations AS r
-WHERE {_LIVE} AND r.server_name = $1 AND ($2::text IS NULL OR r.version = $2)
+JOIN registration_revisions AS v
+  ON v.registration_id = r.registration_id AND v.status = 'Approved' AND v.server_name = r.published_server_name
+WHERE {_LIVE} AND {_NAME} = $1 AND ($2::text IS NULL OR v.version = $2)
+  AND (NOT $3 OR v.revision = r.published_revision)
+ORDER BY v.version, v.revision = r.published_revision DESC, v.revision DESC
 """
-# The live entry first, then departed ones, the latest change first. Rare (VS Code never asks): the
-# name of a departed entry lives in its snapshot, which no index covers.
-_BY_NAME_WITH_DELETED = _PUBLISHED.format(where="e.server_name = $1 AND ($2::text IS NULL OR e.version = $2)") + """
-ORDER BY live.active DESC, r.updated_at DESC, r.registration_id
+_BY_NAME = f"""
+SELECT * FROM ({_VERSIONS}) AS versions
+ORDER BY revision
+"""
+# The live versions first, then departed entries, the latest change first. Rare (VS Code never
+# asks): the name of a departed entry lives in its snapshot, which no index covers.
+_BY_NAME_WITH_DELETED = f"""
+SELECT * FROM ({_VERSIONS}) AS versions
+UNION ALL
+SELECT {_STAMPS}, e.*, false AS active, true AS is_latest, r.published_revision AS revision
+FROM registrations AS r
+{_SHOWN}
+WHERE r.published_at IS NOT NULL AND NOT ({_LIVE}) AND e.server_name = $1 AND ($2::text IS NULL OR e.version = $2)
+  AND {_NOT_HELD}
+ORDER BY active DESC, CASE WHEN active THEN revision END, updated_at DESC, registration_id
 """
 
 SERVER_NOT_FOUND = "Server not found."
@@ -90,12 +125,12 @@ def _page_statement(query: FeedQuery) -> tuple[str, list[Any]]:
         return f"${len(arguments) + 1}"
 
     if departed:
-        conditions = [f"r.updated_at > {parameter(query.updated_since)}"] if sync else []
+        conditions = [f"r.published_updated_at > {parameter(query.updated_since)}"] if sync else []
         name, version = "e.server_name", "e.version"
-        order = "r.updated_at" if sync else 'e.server_name COLLATE "C"'
+        order = "r.published_updated_at" if sync else 'e.server_name COLLATE "C"'
     else:
         conditions = [_LIVE]
-        name, version, order = "r.server_name", "r.version", 'r.server_name COLLATE "C"'
+        name, version, order = "r.published_server_name", "r.published_version", _NAME
     if query.search is not None:
         conditions.append(f"lower({name}) LIKE lower({parameter(like_pattern(query.search))})")
     if query.version is not None and query.version != LATEST:
@@ -133,9 +168,9 @@ def _by_name(include_deleted: bool) -> str:
 
 
 async def server_versions(*, db: Database, name: str, include_deleted: bool = False) -> list[asyncpg.Record]:
-    """Every live version of a server (a name is unique among live registrations, so one), and with
-    `include_deleted` the departed ones too."""
-    rows = await db.fetch(_by_name(include_deleted), name, None) if _could_exist(name, LATEST) else []
+    """Every approved version of a live server, oldest revision first, and with `include_deleted`
+    the departed entries under that name too."""
+    rows = await db.fetch(_by_name(include_deleted), name, None, False) if _could_exist(name, LATEST) else []
     if not rows:
         raise NotFound(SERVER_NOT_FOUND)
     return rows
@@ -144,7 +179,8 @@ async def server_versions(*, db: Database, name: str, include_deleted: bool = Fa
 async def server_version(*, db: Database, name: str, version: str, include_deleted: bool = False
                          ) -> asyncpg.Record:
     exact = None if version == LATEST else version
-    row = await db.fetchrow(_by_name(include_deleted), name, exact) if _could_exist(name, version) else None
+    row = (await db.fetchrow(_by_name(include_deleted), name, exact, version == LATEST)
+           if _could_exist(name, version) else None)
     if row is None:
         raise NotFound(SERVER_NOT_FOUND)
     return row
