@@ -120,11 +120,12 @@ class InProcessApp:
         route_params: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         body: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> func.HttpRequest:
         function = self.functions[name]
         values = dict(route_params or {})
         path = _ROUTE_PARAMETER.sub(lambda match: values[match.group(1)], function.template)
-        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        headers = {**(headers or {}), **({} if token is None else {"Authorization": f"Bearer {token}"})}
         payload = b""
         if body is not None:
             payload = json.dumps(body).encode()

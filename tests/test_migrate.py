@@ -24,7 +24,8 @@ from tests.support import PROJECT_ROOT, PostgresCluster, Sql, throwaway_server
 from tools.migrate import LOCK_KEY, MIGRATIONS_DIR, connect_when_reachable
 from tools.pgserver import free_port
 
-TABLES = ["audit_log", "probe_queue", "probes", "registrations", "schema_migrations", "users"]
+TABLES = ["audit_log", "probe_queue", "probes", "registration_claims", "registration_revisions", "registrations",
+          "review_queue", "schema_migrations", "users"]
 
 
 def migrate_environment(database_url: str | None) -> dict[str, str]:
@@ -312,12 +313,20 @@ def test_registration_checks_reject_bad_values(
     assert caught.value.constraint_name == constraint
 
 
-def test_audit_action_must_be_one_of_the_five(schema: Sql, person: str) -> None:
+AUDIT_ACTIONS = ["Created", "Updated", "Approved", "Rejected", "Deleted", "Deprecated", "Reactivated", "Published",
+                 "Drifted", "DriftAccepted"]
+
+
+def test_audit_action_must_be_one_of_the_ten(schema: Sql, person: str) -> None:
     registration_id = insert_registration(schema, person)
-    insert = "INSERT INTO audit_log (registration_id, user_id, action, new_status) VALUES ($1, $2, $3, 'Pending')"
-    assert schema.execute(insert, registration_id, uuid.UUID(person), "Created") == "INSERT 0 1"
+    insert = ("INSERT INTO audit_log (registration_id, user_id, action, new_status, revision) "
+              "VALUES ($1, $2, $3, 'Pending', 1)")
+    for action in AUDIT_ACTIONS:
+        assert schema.execute(insert, registration_id, uuid.UUID(person), action) == "INSERT 0 1"
+    # Entries the registry makes on its own have no user.
+    assert schema.execute(insert, registration_id, None, "Drifted") == "INSERT 0 1"
     with pytest.raises(asyncpg.CheckViolationError) as caught:
-        schema.execute(insert, registration_id, uuid.UUID(person), "Published")
+        schema.execute(insert, registration_id, uuid.UUID(person), "Withdrawn")
     assert caught.value.constraint_name == "audit_log_action_check"
 
 
@@ -326,7 +335,7 @@ def test_a_live_url_is_unique_until_the_first_row_is_soft_deleted(schema: Sql, p
     first = insert_registration(schema, person, endpoint_url=url)
     with pytest.raises(asyncpg.UniqueViolationError) as caught:
         insert_registration(schema, person, endpoint_url=url)
-    assert caught.value.constraint_name == "idx_registrations_endpoint_url"
+    assert caught.value.constraint_name == "registration_claims_endpoint_url"
 
     schema.execute("UPDATE registrations SET deleted_at = now() WHERE registration_id = $1", first)
     second = insert_registration(schema, person, endpoint_url=url)
@@ -342,7 +351,7 @@ def test_a_live_server_name_is_unique_until_the_first_row_is_soft_deleted(schema
     first = insert_registration(schema, person, server_name=name)
     with pytest.raises(asyncpg.UniqueViolationError) as caught:
         insert_registration(schema, person, server_name=name)
-    assert caught.value.constraint_name == "idx_registrations_server_name"
+    assert caught.value.constraint_name == "registration_claims_server_name"
     schema.execute("UPDATE registrations SET deleted_at = now() WHERE registration_id = $1", first)
     assert insert_registration(schema, person, server_name=name) != first
 

@@ -60,6 +60,12 @@ EXPECTED: dict[str, Expected] = {
     "registrations_update": Expected(1, "lock, update + audit in one CTE"),
     "registrations_decide": Expected(1, "update + audit in one CTE"),
     "registrations_audit": Expected(1, "registration and its entries in one join"),
+    "registrations_update (decided, If-Match)": Expected(1, "lock, admit, revision, update + audit in one CTE"),
+    "registrations_decide (If-Match)": Expected(1, "lock, decide the revision, publish + audit in one CTE"),
+    "revisions_list": Expected(1, "registration and its revisions in one join"),
+    "revisions_get": Expected(1, "registration and one revision in one join"),
+    "registrations_publication": Expected(1, "lock, update + audit in one CTE"),
+    "revisions_publish": Expected(1, "lock, publish the revision + audit in one CTE"),
     "registrations_delete": Expected(1, "soft delete + audit in one CTE"),
     "probes_request": Expected(2, "target and the one-a-minute reservation in one CTE; the probe runs outside any "
                                   "statement; then the probe and its queue row in one CTE"),
@@ -123,6 +129,15 @@ async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthorit
                            body={"status": "Approved"})
     server_name = json.loads(approved.get_body())["server_name"]
     await count("registrations_audit", "registrations_audit", token=user, route_params=by_id)
+    await count("registrations_update (decided, If-Match)", "registrations_update", token=user, route_params=by_id,
+                body={"version": "1.1.0"}, headers={"If-Match": '"2"'})
+    await count("registrations_decide (If-Match)", "registrations_decide", token=admin, route_params=by_id,
+                body={"status": "Approved"}, headers={"If-Match": '"3"'})
+    await count("revisions_list", "revisions_list", token=user, route_params=by_id)
+    await count("revisions_get", "revisions_get", token=user, route_params={**by_id, "revision": "2"})
+    await count("registrations_publication", "registrations_publication", token=admin, route_params=by_id,
+                body={"publication": "deprecated", "message": "Use the new one."})
+    await count("revisions_publish", "revisions_publish", token=admin, route_params={**by_id, "revision": "2"})
     await count("feed_servers", "feed_servers", params={"search": server_name})
     encoded = server_name.replace("/", "%2F")
     await count("feed_server (versions)", "feed_server", route_params={"serverName": encoded, "rest": "versions"})
