@@ -47,7 +47,8 @@ def configure(environment: Mapping[str, str]) -> None:
     from shared import auth
     from shared.config import reset_settings
 
-    for name in [name for name in os.environ if name.startswith(("ENTRA_", "DB_", "REGISTRY_", "CORS_", "REVIEW_", "MAX_PENDING"))]:
+    prefixes = ("ENTRA_", "DB_", "REGISTRY_", "CORS_", "REVIEW_", "MAX_PENDING")
+    for name in [name for name in os.environ if name.startswith(prefixes)]:
         del os.environ[name]
     os.environ.update(environment)
     reset_settings()

@@ -82,7 +82,7 @@ def test_an_edit_racing_a_stale_approval_never_publishes_the_edit(
         created = submit(client, user)
         registration_id = created["registration_id"]
 
-        def act(which: str) -> int:
+        def act(which: str, registration_id: str = registration_id, created: dict[str, str] = created) -> int:
             if which == "edit":
                 return client.patch(f"/registrations/{registration_id}", headers=user.headers,
                                     json={"endpoint_url": created["endpoint_url"] + "/swapped"}).status_code
@@ -95,7 +95,8 @@ def test_an_edit_racing_a_stale_approval_never_publishes_the_edit(
         assert edited == 200
         row = sql.fetchrow("SELECT published_revision, published_endpoint_url, revision FROM registrations "
                            "WHERE registration_id = $1", uuid.UUID(registration_id))
-        assert row is not None and row["revision"] == 2
+        assert row is not None
+        assert row["revision"] == 2
         if approved == 200:
             assert (row["published_revision"], row["published_endpoint_url"]) == (1, created["endpoint_url"])
         else:
@@ -123,7 +124,8 @@ def test_racing_edits_to_one_url_leave_one_holder(
     assert statuses == Counter({200: 1, 409: 9})
     holders = sql.fetch("SELECT registration_id FROM registration_claims WHERE field = 'endpoint_url' AND value = $1",
                         target)
-    assert len(holders) == 1 and str(holders[0]["registration_id"]) in ids
+    assert len(holders) == 1
+    assert str(holders[0]["registration_id"]) in ids
     assert sql.fetchval("SELECT count(*) FROM registrations WHERE endpoint_url = $1", target) == 1
     assert sql.fetchval("SELECT count(*) FROM audit_log WHERE action = 'Updated' AND registration_id = $1",
                         holders[0]["registration_id"]) == 1

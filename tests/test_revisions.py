@@ -74,7 +74,8 @@ def test_a_stale_approval_is_412_and_publishes_nothing(
 
     row = sql.fetchrow("SELECT status, revision, published_revision, publication FROM registrations "
                        "WHERE registration_id = $1", uuid.UUID(registration_id))
-    assert row is not None and tuple(row) == ("Pending", 2, None, None)
+    assert row is not None
+    assert tuple(row) == ("Pending", 2, None, None)
     revisions = sql.fetch("SELECT revision, status, decided_by FROM registration_revisions "
                           "WHERE registration_id = $1 ORDER BY revision", uuid.UUID(registration_id))
     assert [tuple(revision) for revision in revisions] == [(1, "Superseded", None), (2, "Pending", None)]
@@ -202,7 +203,8 @@ def test_deprecate_keeps_the_server_in_the_feed_with_its_message(
     reactivated = client.patch(path, json={"publication": "active"}, headers=admin.headers)
     assert (reactivated.json()["publication"], reactivated.json()["publication_message"]) == ("active", None)
     meta = latest(client, created["server_name"]).json()["_meta"][OFFICIAL]
-    assert meta["status"] == "active" and "statusMessage" not in meta
+    assert meta["status"] == "active"
+    assert "statusMessage" not in meta
     assert audit(sql, registration_id)[-3:] == [("Updated", 2), ("Approved", 2), ("Reactivated", 2)]
     assert ("Deprecated", 1) in audit(sql, registration_id)
 
@@ -300,7 +302,8 @@ def test_updated_entries_cut_each_value(client: httpx.Client, user: Caller, sql:
     changes = metadata["changes"]
     assert changes["description"] == {"old": "d" * 512, "new": "e" * 512}
     assert changes["available_tools"]["old"] == ["alpha", "beta"]
-    assert isinstance(changes["available_tools"]["new"], str) and len(changes["available_tools"]["new"]) == 512
+    assert isinstance(changes["available_tools"]["new"], str)
+    assert len(changes["available_tools"]["new"]) == 512
 
 
 def test_an_administrator_may_not_decide_their_own_revision(
@@ -405,7 +408,8 @@ def test_the_namespace_rule_for_non_administrators(
     wrong = {**_body(), "endpoint_url": f"https://{host}/mcp", "server_name": "com.fabrikam/tools"}
     problem = assert_problem(client.post("/registrations", json=wrong, headers=user.headers), 422)
     assert problem["errors"][0]["loc"] == ["body", "server_name"]
-    assert f"{namespace}/..." in problem["detail"] and "com.example/..." in problem["detail"]
+    assert f"{namespace}/..." in problem["detail"]
+    assert "com.example/..." in problem["detail"]
     assert client.post("/registrations", json=wrong, headers=admin.headers).status_code == 201
 
     created = submit(client, user, endpoint_url=f"https://{host}/other", server_name=f"{namespace}/tools")
