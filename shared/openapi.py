@@ -35,6 +35,7 @@ from shared.schemas.registrations import (
     RegistrationUpdate,
     StatusChange,
 )
+from shared.schemas.revisions import PublicationChange, Revision, RevisionList
 from shared.schemas.users import UserPublic
 
 OPENAPI_VERSION = "3.1.0"
@@ -100,12 +101,15 @@ class Operation:
     # (`path`, in OpenAPI form) with its own operationId (`name`).
     path: str | None = None
     name: str | None = None
+    # Request headers the operation reads, by their `_REQUEST_HEADERS` entry.
+    request_headers: tuple[str, ...] = ()
 
 
 # Problem statuses: the generic meaning, used where an operation gives none of its own.
 PROBLEM_TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-    413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
+    412: "Precondition Failed", 413: "Content Too Large", 415: "Unsupported Media Type",
+    422: "Unprocessable Content", 428: "Precondition Required", 429: "Too Many Requests",
     500: "Internal Server Error", 503: "Service Unavailable",
 }
 PROBLEM_EXAMPLES = {
@@ -114,10 +118,13 @@ PROBLEM_EXAMPLES = {
     403: "Administrator role required.",
     404: "Registration not found.",
     409: "A registration with this endpoint_url already exists.",
+    412: "The registration has a newer revision than the one named; reload it and try again.",
     413: f"The request body must not exceed {MAX_BODY_BYTES} bytes.",
     415: "The request body must be sent as application/json.",
     422: "Invalid body: endpoint_url: Value error, must be an absolute http or https URL",
-    429: "A probe of this registration was asked for less than a minute ago.",
+    428: 'Name the revision you reviewed: send If-Match: "<revision>" or "revision" in the body.',
+    # One example for every operation's 429; each operation's description says what it means there.
+    429: "Too many requests of this kind for now; try again after Retry-After seconds.",
     500: "An unexpected error occurred. It was logged with invocation id 7f1c….",
     503: "The database is unavailable. Try again shortly.",
 }
@@ -137,6 +144,12 @@ BODY = {
     415: "The body was sent with a content type other than `application/json`.",
 }
 QUERY_422 = {422: "A query parameter has a value outside its schema; `errors` says which."}
+PENDING_429 = {429: "The submitter already has `MAX_PENDING_PER_USER` registrations awaiting review; try again "
+                    "after `Retry-After`, once some are decided."}
+STALE_412 = {412: "`If-Match` names a revision that is no longer the latest, or is not a revision number; nothing "
+                  "changed."}
+_NAMESPACE_422 = {422: "The body fails validation, an unknown field included, or (for anyone but an administrator) "
+                       "`server_name` is outside the namespace of the endpoint host; `errors` lists every failure."}
 BODY_422 = {422: "The body fails validation, an unknown field included; `errors` lists every failure."}
 
 _REGISTRATION_LINKS = {
@@ -150,6 +163,8 @@ _REGISTRATION_LINKS = {
                            "parameters": {"registration_id": "$response.body#/registration_id"}},
     "ReadAuditTrail": {"operationId": "registrations_audit",
                        "parameters": {"registration_id": "$response.body#/registration_id"}},
+    "ListRevisions": {"operationId": "revisions_list",
+                      "parameters": {"registration_id": "$response.body#/registration_id"}},
 }
 
 _LIST_DESCRIPTION = """Newest first (`created_at`, ties by `registration_id`), `limit` at a time from `offset`;
@@ -162,10 +177,13 @@ is added (an exact count of hundreds of thousands of rows would cost more than t
 - Unknown query parameters are ignored; a known one with a bad value is 422."""
 
 _FEED_NOTE = """Part of the MCP Registry API v0.1 (use `https://<host>/api` as the registry URL in VS Code or
-GitHub Copilot). Anonymous unless the deployment sets `REGISTRY_FEED_AUTH=entra`. Only `Approved`,
-non-deleted registrations appear, unless `include_deleted=true`. Every answer carries CORS headers for
-any origin, is cacheable for a minute and carries an `ETag`; `If-None-Match` with it answers 304. A
-query parameter with an empty value (`?limit=`) is absent, as on the Functions host."""
+GitHub Copilot). Anonymous unless the deployment sets `REGISTRY_FEED_AUTH=entra`. Only the
+**published revision** of non-deleted registrations appears (deleted ones too with
+`include_deleted=true`): an edit awaiting review, or a rejected one, leaves the previously approved
+revision live. `status` is `active` or `deprecated` (with `statusMessage`, which clients show). Every
+answer carries CORS headers for any origin, is cacheable for a minute and carries an `ETag`;
+`If-None-Match` with it answers 304. A query parameter with an empty value (`?limit=`) is absent, as
+on the Functions host."""
 
 _SERVER_NAME_NOTE = """`serverName` is sent URL-encoded (`com.example%2Fweather`); Azure's front end decodes the
 `%2F` before the app sees it, so the name may equally arrive as two segments (`com.example/weather`):
@@ -173,6 +191,13 @@ both are served."""
 _SERVER = "v0.1/servers/{serverName}/{*rest}"
 _VERSIONS = "/v0.1/servers/{serverName}/versions"
 _VERSION = "/v0.1/servers/{serverName}/versions/{version}"
+
+_REVISIONS_NOTE = """Every create and every edit makes a new numbered revision holding the fields as submitted.
+The submitter and administrators see the latest revision; anyone else sees a registration only while
+it has a published revision, and then sees that revision's content with status `Approved` (its
+`revision`, `updated_at` and `ETag` too), never a pending or rejected edit."""
+_VISIBLE_403 = ("The registration is published (so visible) but the caller is neither its submitter nor an "
+                "administrator.")
 
 _CREATE_EXAMPLE = {
     "endpoint_url": "https://mcp.contoso.com/weather",
@@ -215,9 +240,11 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "registrations", "POST", "registrations_create", "Submit an endpoint for approval", "registrations", "user",
-        (Answer(201, "Created, `Pending`, with its URL in `Location`.", RegistrationPublic, ("Location",)),),
-        SIGNED_IN | BODY | BODY_422 | {
-            409: "A live registration already has this `endpoint_url` (compared normalised) or `server_name`."},
+        (Answer(201, "Created, `Pending`, revision 1, with its URL in `Location`.", RegistrationPublic,
+                ("Location", "ETag#revision")),),
+        SIGNED_IN | BODY | _NAMESPACE_422 | PENDING_429 | {
+            409: "A live registration already has this `endpoint_url` (compared normalised) or `server_name`, as "
+                 "its latest or its published revision."},
         request=RegistrationCreate, request_example=_CREATE_EXAMPLE,
         links=_REGISTRATION_LINKS,
         description="""`endpoint_url` must be `https` on a public host and is stored normalised (RFC 3986 section
@@ -229,14 +256,19 @@ refuse control, bidi, zero-width, private-use and separator characters; names an
 NFKC-normalised; `owner_contact` is ASCII. Every refusal is a 422 whose `detail` says what to send
 instead and whose `errors[].type` names the rule. Without `server_name` one is derived from the URL's host,
 reversed, and the slug of `endpoint_name` (`com.contoso.mcp/weather-tools`), with `-2`, `-3`… on a
-clash. Text fields are trimmed. The submission is audited as `Created`.""",
+clash. An explicit `server_name` of anyone but an administrator must have the host's labels reversed
+(or a parent domain of at least two labels) as its namespace: `com.contoso.mcp/...` or
+`com.contoso/...` for `mcp.contoso.com`. Text fields are trimmed. The submission is revision 1,
+audited as `Created`.""",
     ),
     Operation(
         "registrations", "GET", "registrations_list", "List the registrations the caller may see", "registrations",
         "user", (Answer(200, "One page of registrations.", RegistrationList),), SIGNED_IN | QUERY_422,
         query=RegistrationQuery,
-        description="An administrator sees every live registration; anyone else sees `Approved` ones and their "
-                    "own.\n\n" + _LIST_DESCRIPTION,
+        description="An administrator sees every live registration and the caller their own, at their latest "
+                    "revision; anyone else's appear only while published, at their published revision "
+                    "(`status` `Approved`), and `search`, `status` and `total` apply to what the caller sees."
+                    "\n\n" + _LIST_DESCRIPTION,
     ),
     Operation(
         "registrations/my", "GET", "registrations_my", "List the caller's own registrations", "registrations",
@@ -245,34 +277,53 @@ clash. Text fields are trimmed. The submission is audited as `Created`.""",
     ),
     Operation(
         "registrations/{registration_id:guid}", "GET", "registrations_get", "One registration", "registrations",
-        "user", (Answer(200, "The registration.", RegistrationPublic),),
+        "user", (Answer(200, "The registration.", RegistrationPublic, ("ETag#revision",)),),
         SIGNED_IN | {404: "No live registration has this id, or the caller may not see it."},
+        description=_REVISIONS_NOTE,
     ),
     Operation(
         "registrations/{registration_id:guid}", "PATCH", "registrations_update", "Edit a registration",
-        "registrations", "user", (Answer(200, "The registration as it is now.", RegistrationPublic),),
-        SIGNED_IN | BODY | BODY_422 | {
-            403: "The registration is visible (`Approved`) but the caller is neither its submitter nor an "
-                 "administrator.",
+        "registrations", "user",
+        (Answer(200, "The registration at its new revision.", RegistrationPublic, ("ETag#revision",)),),
+        SIGNED_IN | BODY | _NAMESPACE_422 | STALE_412 | PENDING_429 | {
+            403: _VISIBLE_403,
             404: "No live registration has this id, or the caller may not see it.",
-            409: "Another live registration already has this `endpoint_url` or `server_name`."},
+            409: "Another live registration already has this `endpoint_url` or `server_name` (latest or "
+                 "published)."},
         request=RegistrationUpdate, request_example={"description": "Forecasts, alerts and radar images."},
+        request_headers=("If-Match",),
         description="""Any non-empty subset of the submission's fields; only `description` may be `null` (to
-clear it). An empty object `{}` is 422. The fields follow the same rules as on submission. By the
-submitter, the edit puts the registration back to `Pending` (clearing `approver_id`, `approved_at`,
-`status_reason`), which takes it out of the feed until it is approved again; by an administrator, the
-status is kept. Audited as `Updated`.""",
+clear it). An empty object `{}` is 422. The fields follow the same rules as on submission. The
+edit is a new `Pending` revision, whoever makes it
+(clearing `approver_id`, `approved_at`, `status_reason`; a pending revision it replaces becomes
+`Superseded`); the published revision, if any, stays live in the feed until the new one is approved.
+Where `REVIEW_ALLOW_SELF_APPROVAL=true`, an administrator's edit of a registration whose latest
+revision is approved is approved and published at once. With `If-Match: "<revision>"` the edit
+applies only to that revision (412 otherwise: no lost updates). An edit changing `endpoint_url` or
+`server_name` keeps the pair within the namespace rule (see create) for anyone but an administrator.
+Audited as `Updated` with each changed field's `old` and `new` value (cut at 512 characters).""",
     ),
     Operation(
         "registrations/{registration_id:guid}/status", "PATCH", "registrations_decide",
-        "Approve or reject a pending registration", "registrations", "admin",
-        (Answer(200, "The decided registration.", RegistrationPublic),),
-        ADMIN | BODY | BODY_422 | {
+        "Approve or reject a pending revision", "registrations", "admin",
+        (Answer(200, "The decided registration.", RegistrationPublic, ("ETag#revision",)),),
+        ADMIN | BODY | BODY_422 | STALE_412 | {
+            403: "The caller is not an administrator, or submitted this revision themselves (unless "
+                 "`REVIEW_ALLOW_SELF_APPROVAL=true`).",
             404: "No live registration has this id.",
-            409: "The registration is no longer `Pending`: it was already decided."},
-        request=StatusChange, request_example={"status": "Approved", "reason": "Reviewed by the platform team."},
-        description="Sets `status`, `approver_id`, `approved_at` and `status_reason`. Audited as `Approved` or "
-                    "`Rejected`; an approval publishes the registration in the feed.",
+            409: "The latest revision is no longer `Pending`: it was already decided.",
+            412: "`If-Match` or the body's `revision` names a revision that is no longer the latest (or they "
+                 "disagree, or `If-Match` is not a revision number); nothing changed.",
+            428: "Neither `If-Match` nor `revision` names the revision, and `REVIEW_REQUIRE_MATCH=true`."},
+        request=StatusChange, request_example={"status": "Approved", "reason": "Reviewed by the platform team.",
+                                               "revision": 1},
+        request_headers=("If-Match",),
+        description="""Decides one revision: the one `If-Match: "<revision>"` or the body's `revision` names,
+which must be the latest and `Pending`; without either, the latest revision if it is `Pending` (unless
+`REVIEW_REQUIRE_MATCH=true`: 428). Sets `status`, `approver_id`, `approved_at` and `status_reason`.
+Approving publishes the revision in the feed (a deprecated registration stays deprecated; one
+published for the first time is `active`); rejecting leaves the published revision, if any, live.
+Audited as `Approved` or `Rejected` with the revision's `endpoint_url`, `server_name` and `version`.""",
     ),
     Operation(
         "registrations/{registration_id:guid}", "DELETE", "registrations_delete", "Delete a registration",
@@ -289,8 +340,43 @@ status is kept. Audited as `Updated`.""",
         SIGNED_IN | {
             403: "The registration is `Approved` but the caller is neither its submitter nor an administrator.",
             404: "No registration has this id, or the caller may not see it."},
-        description="For administrators and the submitter. Deleted registrations keep their trail and can "
-                    "still be read here.",
+        description="For administrators and the submitter. Every entry names the revision it is about. Deleted "
+                    "registrations keep their trail and can still be read here.",
+    ),
+    Operation(
+        "registrations/{registration_id:guid}/revisions", "GET", "revisions_list",
+        "The revisions of a registration", "registrations", "user",
+        (Answer(200, "Every revision, oldest first.", RevisionList),),
+        SIGNED_IN | {403: _VISIBLE_403, 404: "No live registration has this id, or the caller may not see it."},
+        description="For administrators and the submitter: each revision as submitted, and its decision.",
+    ),
+    Operation(
+        "registrations/{registration_id:guid}/revisions/{revision:int}", "GET", "revisions_get",
+        "One revision of a registration", "registrations", "user",
+        (Answer(200, "The revision.", Revision),),
+        SIGNED_IN | {403: _VISIBLE_403,
+                     404: "No live registration has this id, the caller may not see it, or it has no such revision."},
+    ),
+    Operation(
+        "registrations/{registration_id:guid}/revisions/{revision:int}/publish", "POST", "revisions_publish",
+        "Publish an earlier approved revision again (rollback)", "registrations", "admin",
+        (Answer(200, "The registration, now publishing that revision.", RegistrationPublic, ("ETag#revision",)),),
+        ADMIN | {404: "No live registration has this id, or it has no such revision.",
+                 409: "The revision was never approved, or another live registration holds its `endpoint_url` or "
+                      "`server_name`."},
+        description="The feed serves that revision from now on; the latest revision and its status do not change. "
+                    "Audited as `Published`.",
+    ),
+    Operation(
+        "registrations/{registration_id:guid}/publication", "PATCH", "registrations_publication",
+        "Deprecate or reactivate the published revision", "registrations", "admin",
+        (Answer(200, "The registration.", RegistrationPublic, ("ETag#revision",)),),
+        ADMIN | BODY | BODY_422 | {404: "No live registration has this id.",
+                                   409: "Nothing of this registration is published yet."},
+        request=PublicationChange,
+        request_example={"publication": "deprecated", "message": "Use com.contoso/weather-v2 instead."},
+        description="A deprecated server stays in the feed with `status: deprecated` and `statusMessage` (the "
+                    "`message`), which clients show. Audited as `Deprecated` or `Reactivated`.",
     ),
     Operation(
         "v0.1/servers", "GET", "feed_servers", "List published MCP servers", "feed", "feed",
@@ -302,15 +388,19 @@ status is kept. Audited as `Updated`.""",
 Ordered by `server_name`, paged by an opaque, URL-safe `cursor` (`metadata.nextCursor`, absent on
 the last page) that also carries the first page's filters. `search` is a case-insensitive substring
 of the server name; one longer than 200 characters matches nothing (an empty page, not an error).
-`version=latest` is the same as no `version`: each server has one live version. `include_deleted=true`
-also lists servers that were published and are now deleted or withdrawn, with status `deleted`.
-`updated_since` (RFC 3339, within the years 0001–9999 once converted to UTC) turns the listing into
-an incremental sync ordered by change time, including entries deleted or withdrawn since then with
-status `deleted` (`include_deleted` is implied). Unknown query parameters are ignored.""",
+`version=latest` is the same as no `version`: the listing shows each server's published version;
+another `version` lists servers whose published version it is. `include_deleted=true` also lists
+servers that were published and are now deleted, with status `deleted`. `updated_since` (RFC 3339,
+within the years 0001–9999 once converted to UTC) turns the listing into an incremental sync ordered
+by the time of public change (publication, deprecation, deletion; never an edit awaiting review),
+including entries deleted since then with status `deleted` (`include_deleted` is implied). Unknown
+query parameters are ignored.""",
     ),
     Operation(
         _SERVER, "GET", "feed_server", "The versions of one server", "feed", "feed",
-        (Answer(200, "Its one live version, as a list.", ServerList, ("ETag",)),
+        (Answer(200, "Every approved version, one per version string, oldest revision first; `isLatest` marks the "
+                     "published one (with `include_deleted=true`, deleted entries after them).", ServerList,
+                ("ETag",)),
          Answer(304, _NOT_MODIFIED, None, ("ETag",))),
         QUERY_422 | {404: "No published server has this name.", 503: SIGNED_IN[503]}, cors=True, query=ServerQuery,
         description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE, path=_VERSIONS, name="feed_server_versions",
@@ -320,7 +410,7 @@ status `deleted` (`include_deleted` is implied). Unknown query parameters are ig
         (Answer(200, "The server.", ServerResponse, ("ETag",)), Answer(304, _NOT_MODIFIED, None, ("ETag",))),
         QUERY_422 | {404: "No published server has this name and version.", 503: SIGNED_IN[503]}, cors=True,
         query=ServerQuery,
-        description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE + " `version` may be `latest`; with "
+        description=_FEED_NOTE + "\n\n" + _SERVER_NAME_NOTE + " `version` may be `latest` (the published one); with "
                     "`include_deleted=true`, `latest` is the live entry, else the last one deleted.",
         path=_VERSION, name="feed_server_version",
     ),
@@ -402,8 +492,9 @@ hold the app role or group the deployment names.
 `errors` (`loc`, `msg`, `type`) for every failed field. 401 carries `WWW-Authenticate`; 503 carries
 `Retry-After`. A 500 is a bug: its body names only the invocation id under which it was logged.
 
-**Visibility.** An administrator sees every registration; anyone else sees `Approved` ones and their
-own in any status. Whatever the caller may not see answers 404, so existence does not leak.
+**Visibility.** An administrator sees every registration and the submitter their own, at the latest
+revision; anyone else sees registrations that have a published revision, at that revision. Whatever
+the caller may not see answers 404, so existence does not leak.
 Deleted registrations are invisible to every read but the audit trail and the feed's incremental
 sync.
 
@@ -421,8 +512,17 @@ _HEADERS: dict[str, dict[str, Any]] = {
                          "required": True, "schema": {"type": "string", "pattern": "^Bearer"}},
     "ETag": {"description": "A strong validator of the body, for `If-None-Match`.", "required": True,
              "schema": {"type": "string"}},
+    "ETag#revision": {"description": 'The revision the registration shows, quoted (`"3"`): send it back in '
+                                     "`If-Match` to change that revision and no other.", "required": True,
+                      "schema": {"type": "string", "pattern": '^"[1-9][0-9]*"$'}},
     "Access-Control-Allow-Origin": {"description": "Any origin may read the feed.", "required": True,
                                     "schema": {"const": "*"}},
+}
+_REQUEST_HEADERS: dict[str, dict[str, Any]] = {
+    "If-Match": {"name": "If-Match", "in": "header", "required": False,
+                 "description": 'The revision the change is meant for, as the `ETag` named it (`"3"`); a different '
+                                "or non-numeric one is 412 and changes nothing; `*` is the same as leaving it out.",
+                 "schema": {"type": "string", "examples": ['"3"']}},
 }
 _PATH_PARAMETERS = {
     "registration_id": "The registration's id.",
@@ -430,6 +530,7 @@ _PATH_PARAMETERS = {
     "serverName": "The server's name, URL-encoded: `com.example%2Fweather` (a decoded `/` works too).",
     "version": "A version of the server, or `latest`.",
     "asset": "The file's name.",
+    "revision": "The revision's number (1, 2, 3 …).",
 }
 # For query models whose fields carry no description of their own.
 _QUERY_PARAMETERS = {
@@ -563,8 +664,9 @@ def _media(body: Body, schemas: _Schemas) -> dict[str, Any]:
 
 
 def _headers(names: tuple[str, ...], cors: bool) -> dict[str, Any]:
+    """Response headers by their `_HEADERS` entry; `Name#variant` documents `Name` with another meaning."""
     chosen = (*names, "Access-Control-Allow-Origin") if cors else names
-    return {name: _HEADERS[name] for name in chosen}
+    return {name.split("#", 1)[0]: _HEADERS[name] for name in chosen}
 
 
 def _problem(status: int, description: str, schemas: _Schemas, cors: bool) -> dict[str, Any]:
@@ -596,6 +698,7 @@ def _parameters(operation: Operation, schemas: _Schemas) -> list[dict[str, Any]]
         parameters.append(parameter)
     if operation.query is not None:
         parameters += schemas.query_parameters(operation.query)
+    parameters += [dict(_REQUEST_HEADERS[name]) for name in operation.request_headers]
     return parameters
 
 

@@ -69,6 +69,14 @@ GUID_PARAMETERS = frozenset(
     for parameter in operation.get("parameters", ())
     if parameter["in"] == "path" and parameter["schema"].get("format") == "uuid"
 )
+# Route parameters constrained to integers (`{revision:int}`), and the host's test for them.
+INT_PARAMETERS = frozenset(
+    parameter["name"]
+    for item in DOCUMENT["paths"].values() for operation in item.values()
+    for parameter in operation.get("parameters", ())
+    if parameter["in"] == "path" and parameter["schema"].get("type") == "integer"
+)
+INTEGER = re.compile(r"^-?[0-9]+$")
 # The dev host's (aiohttp's) limit on the request target, as sent: path and query.
 MAX_REQUEST_TARGET = 8190
 
@@ -85,13 +93,16 @@ def fuzz_admin(make_caller: Callable[..., Caller]) -> Caller:
 
 def host_answer(case: Case, url: str) -> tuple[int, ...]:
     """The statuses the host answers by itself, for a request that never reaches a trigger; none
-    when it does: 404 without a body for a value that is not a GUID where the route requires one;
+    when it does: 404 without a body for a value that is not a GUID (or an integer) where the route
+    requires one;
     for a request target over 8 KiB, 414 from the Functions host, 400 from the dev host."""
     parts = urlsplit(url)
     if len(parts.path) + len(f"?{parts.query}" if parts.query else "") > MAX_REQUEST_TARGET:
         return (400, 414)
     path_values = (case.path_parameters or {}).items()
     if any(name in GUID_PARAMETERS and not GUID.match(unquote(str(value))) for name, value in path_values):
+        return (404,)
+    if any(name in INT_PARAMETERS and not INTEGER.match(unquote(str(value))) for name, value in path_values):
         return (404,)
     return ()
 
@@ -144,7 +155,7 @@ def real_ids(client: httpx.Client, fuzz_user: Caller, fuzz_admin: Caller,
     for index, status in ((1, "Approved"), (2, "Rejected"), (4, "Approved")):
         decide(client, fuzz_admin, registrations[index], status)
     users = [client.post("/users", headers=caller.headers).json()["user_id"] for caller in (fuzz_user, other)]
-    return {"registration_id": registrations, "user_id": users}
+    return {"registration_id": registrations, "user_id": users, "revision": ["1", "2"]}
 
 
 @pytest.mark.parametrize("label", sorted(

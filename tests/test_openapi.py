@@ -155,11 +155,17 @@ def test_bodies_and_answers_reference_the_handlers_models(document: dict[str, An
     ("/health", "get", {"200", "503", "500"}),
     ("/users", "post", {"200", "201", "401", "403", "503", "500"}),
     ("/users/{user_id}", "get", {"200", "401", "403", "404", "503", "500"}),
-    ("/registrations", "post", {"201", "400", "401", "403", "409", "413", "415", "422", "503", "500"}),
+    ("/registrations", "post", {"201", "400", "401", "403", "409", "413", "415", "422", "429", "503", "500"}),
     ("/registrations", "get", {"200", "401", "403", "422", "503", "500"}),
     ("/registrations/{registration_id}", "patch",
-     {"200", "400", "401", "403", "404", "409", "413", "415", "422", "503", "500"}),
+     {"200", "400", "401", "403", "404", "409", "412", "413", "415", "422", "429", "503", "500"}),
     ("/registrations/{registration_id}/status", "patch",
+     {"200", "400", "401", "403", "404", "409", "412", "413", "415", "422", "428", "503", "500"}),
+    ("/registrations/{registration_id}/revisions", "get", {"200", "401", "403", "404", "503", "500"}),
+    ("/registrations/{registration_id}/revisions/{revision}", "get", {"200", "401", "403", "404", "503", "500"}),
+    ("/registrations/{registration_id}/revisions/{revision}/publish", "post",
+     {"200", "401", "403", "404", "409", "503", "500"}),
+    ("/registrations/{registration_id}/publication", "patch",
      {"200", "400", "401", "403", "404", "409", "413", "415", "422", "503", "500"}),
     ("/registrations/{registration_id}", "delete", {"204", "401", "403", "404", "503", "500"}),
     ("/registrations/{registration_id}/audit", "get", {"200", "401", "403", "404", "503", "500"}),
@@ -185,8 +191,29 @@ def test_errors_document_their_headers(document: dict[str, Any]) -> None:
     responses = document["paths"]["/registrations"]["post"]["responses"]
     assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
     assert responses["503"]["headers"]["Retry-After"]["required"] is True
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
     feed = document["paths"]["/v0.1/servers"]["get"]["responses"]
     assert all("Access-Control-Allow-Origin" in response["headers"] for response in feed.values())
+
+
+def test_revisions_document_their_etag_and_if_match(document: dict[str, Any]) -> None:
+    by_id = document["paths"]["/registrations/{registration_id}"]
+    assert by_id["get"]["responses"]["200"]["headers"]["ETag"]["schema"]["pattern"] == '^"[1-9][0-9]*"$'
+    for operation in (by_id["patch"], document["paths"]["/registrations/{registration_id}/status"]["patch"]):
+        headers = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert [(p["name"], p["required"]) for p in headers] == [("If-Match", False)]
+    schemas = document["components"]["schemas"]
+    assert {"revision", "published_revision", "published_version", "publication", "publication_message"} <= set(
+        schemas["RegistrationPublic"]["properties"])
+    assert "revision" in schemas["StatusChange"]["properties"]
+    assert "revision" in schemas["AuditLogEntry"]["properties"]
+    assert schemas["Revision"]["properties"]["status"]["enum"] == ["Pending", "Approved", "Rejected", "Superseded"]
+    revision = document["paths"]["/registrations/{registration_id}/revisions/{revision}"]["get"]["parameters"]
+    assert revision[1] == {"name": "revision", "in": "path", "required": True, "schema": {"type": "integer"},
+                           "description": "The revision's number (1, 2, 3 …)."}
+    official = schemas["OfficialMeta"]["properties"]
+    assert official["status"]["enum"] == ["active", "deprecated", "deleted"]
+    assert "statusMessage" in official
 
 
 def test_security_follows_the_operation_and_the_feed_setting(document: dict[str, Any]) -> None:
@@ -220,7 +247,7 @@ def test_request_examples_pass_the_request_models() -> None:
         if operation.request is not None and operation.request_example is not None:
             operation.request.model_validate(operation.request_example)
             checked += 1
-    assert checked == 3
+    assert checked == 4
 
 
 def test_every_tag_is_declared_and_used(document: dict[str, Any]) -> None:

@@ -94,8 +94,8 @@ async def registrations_get(req: func.HttpRequest) -> func.HttpResponse:
 async def registrations_update(req: func.HttpRequest) -> func.HttpResponse:
     user = await require_user(req)
     registration_id = registration_id_of(req)
-    if_match = if_match_revision(req)
     data = parse_body(req, RegistrationUpdate)
+    if_match = if_match_revision(req)
     row = await revisions.update(db=database, actor=actor_of(user), registration_id=registration_id, data=data,
                                  if_match=if_match, review=get_settings().review)
     return registration_response(row)
@@ -106,8 +106,8 @@ async def registrations_update(req: func.HttpRequest) -> func.HttpResponse:
 async def registrations_decide(req: func.HttpRequest) -> func.HttpResponse:
     admin = await require_admin(req)
     registration_id = registration_id_of(req)
-    if_match = if_match_revision(req)
     change = parse_body(req, StatusChange)
+    if_match = if_match_revision(req)
     row = await revisions.decide(db=database, actor=actor_of(admin), registration_id=registration_id, change=change,
                                  if_match=if_match, review=get_settings().review)
     return registration_response(row)

@@ -105,8 +105,8 @@ ServerName = Annotated[str, Field(min_length=3, max_length=200, pattern=SERVER_N
 Version = Annotated[str, Field(min_length=1, max_length=255, examples=["1.0.0"],
                                description=f"At most 255 characters, no spaces, not `latest`. {_TEXT_RULE}"),
                     AfterValidator(_version)]
-# Free text a person writes about a registration: a decision's reason, a deprecation message.
-FreeText = Annotated[str | None, AfterValidator(_description)]
+# The rules of free text a person writes about a registration: a decision's reason, a deprecation message.
+FREE_TEXT = AfterValidator(_description)
 
 
 class RegistrationCreate(BaseModel):
@@ -154,7 +154,7 @@ class StatusChange(BaseModel):
     status: Decision
     reason: Annotated[str | None, Field(max_length=1000, description=(
         "At most 1000 characters; tabs and line breaks allowed. " + _TEXT_RULE.replace(
-            "No control characters", "No other control characters"))), AfterValidator(_description)] = None
+            "No control characters", "No other control characters"))), FREE_TEXT] = None
     revision: RevisionNumber | None = Field(
         default=None, description="The revision decided, as `If-Match` names it; 412 when it is not the latest.")
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.schemas.registrations import FreeText, Publication, Transport
+from shared.schemas.registrations import FREE_TEXT, Publication, Transport
 
 RevisionStatus = Literal["Pending", "Approved", "Rejected", "Superseded"]
 
@@ -45,4 +45,4 @@ class PublicationChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     publication: Publication
-    message: Annotated[FreeText, Field(max_length=500)] = None
+    message: Annotated[str | None, Field(max_length=500), FREE_TEXT] = None
