@@ -20,7 +20,7 @@ import asyncpg
 
 from shared.config import DatabaseSettings
 from tools.authority import DevAuthority
-from tools.migrate import MigrationError, migrate
+from tools.migrate import migrate
 from tools.pgserver import PgServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +28,7 @@ DATA_DIR = PROJECT_ROOT / ".data" / "bench-pg"
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "54339"))
 BIG_DATABASE = "registry_bench"
 SMALL_DATABASE = "registry_bench_small"
+TEN_K_DATABASE = "registry_bench_10k"
 CONCURRENCY = 16
 
 
@@ -104,12 +105,13 @@ class Bench:
         write (POST benchmarks, new users) must not change what the next section measures."""
         from bench.load_data import SMALL, load
 
-        url = asyncio.run(recreate_database(self, SMALL_DATABASE))
+        url = asyncio.run(recreate_database(self, SMALL_DATABASE, migrated=False))
         asyncio.run(load(url, SMALL))
         return url
 
 
-async def recreate_database(bench: Bench, name: str) -> str:
+async def recreate_database(bench: Bench, name: str, *, migrated: bool = True) -> str:
+    """The database `name`, dropped and made again, empty; migrated unless asked not to."""
     connection = await asyncpg.connect(bench.server.url)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -117,26 +119,8 @@ async def recreate_database(bench: Bench, name: str) -> str:
     finally:
         await connection.close()
     url = bench.url(name)
-    await migrate(DatabaseSettings.from_env({"DATABASE_URL": url}), quiet=True)
-    return url
-
-
-async def ensure_migrated_database(bench: Bench, name: str) -> str:
-    """The database `name`, created when missing and migrated; made afresh when a migration it
-    holds was edited since (a migration still being written changes under a kept database)."""
-    connection = await asyncpg.connect(bench.server.url)
-    try:
-        exists = await connection.fetchval("SELECT true FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    url = bench.url(name)
-    try:
+    if migrated:
         await migrate(DatabaseSettings.from_env({"DATABASE_URL": url}), quiet=True)
-    except MigrationError as error:
-        progress(f"{name}: {error}; recreating it")
-        url = await recreate_database(bench, name)
     return url
 
 

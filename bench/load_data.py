@@ -4,15 +4,19 @@
 
 Submissions follow a Zipf-like curve (one heavy submitter holds about 2 %, ~20,000 rows, and
 most people hold a handful); 60 % are Approved, 30 % Pending, 10 % Rejected; 2 % are
-soft-deleted; every fifth registration has a full audit trail. Everything comes from one
+soft-deleted; every fifth registration has a full audit trail; one registration in ten is an
+approved one with an edit awaiting review (its revision 2), so its latest and its published
+revision differ. Everything comes from one
 seeded random generator, and each person's identity from their index, so a benchmark can
 sign in as any of them (`person(index)`) and the data is the same on every machine.
 
-Rows travel by binary COPY (`copy_records_to_table`) in one transaction that also drops the
-secondary indexes first and rebuilds them from their own definitions afterwards (building an
-index once is far cheaper than maintaining it row by row), so an interrupted load leaves the
-previous state intact. A marker row records what was loaded; a later run with the same shape
-and row count skips the load.
+The generator writes the schema of migrations 0001–0002, the one before revisions: the database
+is made at that schema, rows travel by binary COPY (`copy_records_to_table`) in one transaction
+that also drops the secondary indexes first and rebuilds them from their own definitions
+afterwards (building an index once is far cheaper than maintaining it row by row), and then the
+remaining migrations run, timed: every load proves migration 0003 on the data set it makes. The
+pending edits are written after that, as revisions. A marker row records what was loaded (and
+how long the migration took); a later run with the same shape and row count skips the load.
 """
 
 from __future__ import annotations
@@ -23,20 +27,27 @@ import bisect
 import itertools
 import json
 import random
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from bench.common import BIG_DATABASE, Bench, ensure_migrated_database, progress, start_server
+from bench.common import BIG_DATABASE, TEN_K_DATABASE, Bench, progress, recreate_database, start_server
+from shared.config import DatabaseSettings
 from shared.services.registrations import derive_server_name
+from tools.migrate import MIGRATIONS_DIR, discover, migrate
 
 # Bumped whenever the generator changes what it writes, so kept databases are reloaded.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+# The schema the generator writes: the migrations before revisions (0003).
+GENERATED_SCHEMA = "0003"
 NAMESPACE = uuid.UUID("6f1c8e43-2d5b-4a8f-9c61-5a0e7d3b2c19")
 PERIOD_END = datetime(2025, 11, 1, tzinfo=UTC)
 PERIOD = timedelta(days=3 * 365)
@@ -51,12 +62,16 @@ class Shape:
     heavy_share: float
     audited_every: int
     deleted_share: float
+    pending_edit_share: float = 0.1
     seed: int = 8
 
 
 BIG = Shape("million", registrations=1_000_000, users=5_000, admins=5, heavy_share=0.02, audited_every=5,
             deleted_share=0.02)
 SMALL = Shape("small", registrations=2_000, users=200, admins=3, heavy_share=0.05, audited_every=1,
+              deleted_share=0.02)
+# The million's proportions at 10,000 registrations: what the public list costs at a small size.
+TEN_K = Shape("ten-thousand", registrations=10_000, users=50, admins=5, heavy_share=0.02, audited_every=5,
               deleted_share=0.02)
 
 _ADJECTIVES = ("Azure", "Quantum", "Rapid", "Secure", "Smart", "Global", "Unified", "Insight", "Bright", "Swift",
@@ -88,8 +103,48 @@ _USER_COLUMNS = ("user_id", "entra_id", "email", "display_name", "is_admin", "cr
 _MARKER_TABLE = """
 CREATE TABLE IF NOT EXISTS bench_dataset (
     name text PRIMARY KEY, fingerprint text NOT NULL, registrations integer NOT NULL, audit_entries integer NOT NULL,
-    load_seconds double precision NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now()
+    load_seconds double precision NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now(),
+    migration_seconds double precision, pending_edits integer
 )
+"""
+# One registration in ten: approved, live ones (in id order, which the seeded generator fixes)
+# get a second revision awaiting review that changes their description. Triggers are off for the
+# bulk write, so the review queue is recounted afterwards.
+_PENDING_EDITS = """
+WITH chosen AS (
+    SELECT registration_id FROM registrations
+    WHERE status = 'Approved' AND deleted_at IS NULL
+    ORDER BY registration_id LIMIT $1
+), revision AS (
+    INSERT INTO registration_revisions (registration_id, revision, endpoint_url, endpoint_name, description,
+                                        owner_contact, available_tools, server_name, transport, version, status,
+                                        submitted_by, submitted_at)
+    SELECT r.registration_id, 2, r.endpoint_url, r.endpoint_name,
+           left(coalesce(r.description, r.endpoint_name) || ' Revised: pending review.', 2000), r.owner_contact,
+           r.available_tools, r.server_name, r.transport, r.version, 'Pending', r.submitter_id,
+           r.updated_at + interval '1 day'
+    FROM registrations AS r JOIN chosen USING (registration_id)
+)
+UPDATE registrations AS r SET
+    revision = 2, status = 'Pending', approver_id = NULL, approved_at = NULL, status_reason = NULL,
+    description = left(coalesce(r.description, r.endpoint_name) || ' Revised: pending review.', 2000),
+    updated_at = r.updated_at + interval '1 day'
+FROM chosen WHERE r.registration_id = chosen.registration_id
+"""
+_RECOUNT_QUEUE = """
+UPDATE review_queue AS q SET pending = counted.pending
+FROM (SELECT submitter_id, count(*) FILTER (WHERE status = 'Pending' AND deleted_at IS NULL) AS pending
+      FROM registrations GROUP BY submitter_id) AS counted
+WHERE q.submitter_id = counted.submitter_id
+"""
+# What migration 0003 must have made of the data: (what, found, expected) for the notes.
+_MIGRATION_CHECKS = """
+SELECT (SELECT count(*) FROM registrations) AS registrations,
+       (SELECT count(*) FROM registration_revisions WHERE revision = 1) AS first_revisions,
+       (SELECT count(*) FROM registrations WHERE status = 'Approved') AS approved,
+       (SELECT count(*) FROM registrations WHERE published_revision = 1 AND publication = 'active') AS published,
+       (SELECT count(*) FROM registrations WHERE deleted_at IS NULL) AS live,
+       (SELECT count(*) FROM registration_claims WHERE registration_id IS NOT NULL) AS claims
 """
 # Secondary indexes of a table, with the statement that makes each: dropped before the COPY and
 # remade from these definitions after it. Indexes behind constraints (primary keys) stay.
@@ -226,12 +281,30 @@ async def loaded(connection: asyncpg.Connection, shape: Shape) -> bool:
     return bool(count == marker["registrations"] == shape.registrations)
 
 
-async def load(url: str, shape: Shape, *, force: bool = False) -> bool:
-    """Load `shape` into the migrated database at `url` unless it is there already; True when loaded now."""
+def _generated_schema() -> Path:
+    """A folder with the migrations the generator writes for (those before GENERATED_SCHEMA)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-schema-"))
+    for migration in discover(MIGRATIONS_DIR):
+        if migration.path.name < GENERATED_SCHEMA:
+            shutil.copy(migration.path, folder / migration.path.name)
+    return folder
+
+
+async def _migrate(url: str, directory: Path = MIGRATIONS_DIR) -> None:
+    await migrate(DatabaseSettings.from_env({"DATABASE_URL": url}), directory, quiet=True)
+
+
+async def load(url: str, shape: Shape) -> bool:
+    """Load `shape` into the new, empty database at `url`: made at the generator's schema, filled,
+    then migrated to the current one (timed) and given its pending edits."""
+    folder = _generated_schema()
+    try:
+        await _migrate(url, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     connection: asyncpg.Connection = await asyncpg.connect(url)
     try:
-        if not force and await loaded(connection, shape):
-            return False
+        await connection.execute(_MARKER_TABLE)
         if shape.registrations >= 100_000:
             progress(f"loading {shape.registrations:,} registrations (once: the database is kept between runs)")
         started = time.perf_counter()
@@ -260,23 +333,44 @@ async def load(url: str, shape: Shape, *, force: bool = False) -> bool:
             copied = time.perf_counter() - started
             for index in indexes:
                 await connection.execute(index["definition"])
+        indexed = time.perf_counter() - started - copied
+        await connection.execute("VACUUM (ANALYZE) users, registrations, audit_log")
+        migration_started = time.perf_counter()
+        await _migrate(url)
+        migration_seconds = time.perf_counter() - migration_started
+        checks = await connection.fetchrow(_MIGRATION_CHECKS)
+        if shape.registrations >= 100_000:
+            progress(f"migrated {shape.registrations:,} registrations to revisions in {migration_seconds:.0f} s: "
+                     f"{dict(checks)}")
+        expected = (checks["registrations"], checks["approved"], checks["live"] * 2)
+        if (checks["first_revisions"], checks["published"], checks["claims"]) != expected:
+            raise RuntimeError(f"migration 0003 did not carry the data over: {dict(checks)}")
+        pending_edits = round(shape.registrations * shape.pending_edit_share)
+        async with connection.transaction():
+            await connection.execute("SET LOCAL session_replication_role = replica")
+            await connection.execute(_PENDING_EDITS, pending_edits)
+            await connection.execute(_RECOUNT_QUEUE)
             await connection.execute(
-                """INSERT INTO bench_dataset (name, fingerprint, registrations, audit_entries, load_seconds)
-                   VALUES ($1, $2, $3, $4, $5)
+                """INSERT INTO bench_dataset (name, fingerprint, registrations, audit_entries, load_seconds,
+                                              migration_seconds, pending_edits)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
                    ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint,
                        registrations = excluded.registrations, audit_entries = excluded.audit_entries,
-                       load_seconds = excluded.load_seconds, loaded_at = now()""",
-                shape.name, fingerprint(shape), shape.registrations, len(audit), time.perf_counter() - started)
-        indexed = time.perf_counter() - started - copied
+                       load_seconds = excluded.load_seconds, loaded_at = now(),
+                       migration_seconds = excluded.migration_seconds, pending_edits = excluded.pending_edits""",
+                shape.name, fingerprint(shape), shape.registrations, len(audit), time.perf_counter() - started,
+                migration_seconds, pending_edits)
         # Statistics for the planner and a visibility map for index-only scans, as autovacuum
         # would leave them on a database that has lived a while.
-        await connection.execute("VACUUM (ANALYZE) users, registrations, audit_log")
+        await connection.execute("VACUUM (ANALYZE) users, registrations, audit_log, registration_revisions, "
+                                 "registration_claims, review_queue")
         await connection.execute("UPDATE bench_dataset SET load_seconds = $2 WHERE name = $1",
                                  shape.name, time.perf_counter() - started)
         if shape.registrations >= 100_000:
             progress(f"loaded {shape.registrations:,} registrations and {len(audit):,} audit entries in "
                      f"{time.perf_counter() - started:.0f} s (copy {copied:.0f} s, {len(indexes)} indexes "
-                     f"{indexed:.0f} s, vacuum the rest)")
+                     f"{indexed:.0f} s, migration {migration_seconds:.0f} s, {pending_edits:,} pending edits and "
+                     "vacuums the rest)")
         return True
     finally:
         await connection.close()
@@ -287,19 +381,46 @@ async def dataset_summary(url: str, shape: Shape) -> dict[str, Any]:
     connection: asyncpg.Connection = await asyncpg.connect(url)
     try:
         marker = await connection.fetchrow(
-            "SELECT audit_entries, load_seconds, loaded_at FROM bench_dataset WHERE name = $1", shape.name)
+            "SELECT audit_entries, load_seconds, loaded_at, migration_seconds, pending_edits FROM bench_dataset "
+            "WHERE name = $1", shape.name)
         heavy = await connection.fetchval(
             "SELECT count(*) FROM registrations WHERE submitter_id = $1", person(shape, 0).user_id)
-        return {"audit_entries": marker["audit_entries"], "load_seconds": marker["load_seconds"],
-                "loaded_at": marker["loaded_at"], "heavy_submitter_rows": heavy}
+        return {**dict(marker), "heavy_submitter_rows": heavy}
     finally:
         await connection.close()
 
 
-async def ensure_big(bench: Bench, *, force: bool = False) -> str:
-    url = await ensure_migrated_database(bench, BIG_DATABASE)
-    await load(url, BIG, force=force)
+async def ensure_loaded(bench: Bench, name: str, shape: Shape, *, force: bool = False) -> str:
+    """The database `name` holding `shape` at the current schema, (re)made when it does not."""
+    url = bench.url(name)
+    if not force:
+        connection: asyncpg.Connection | None
+        try:
+            connection = await asyncpg.connect(url)
+        except asyncpg.InvalidCatalogNameError:
+            connection = None
+        if connection is not None:
+            try:
+                current = [migration.version for migration in discover(MIGRATIONS_DIR)]
+                applied = await connection.fetchval(
+                    "SELECT array_agg(version ORDER BY version) FROM schema_migrations")
+                if applied == current and await loaded(connection, shape):
+                    return url
+            except asyncpg.UndefinedTableError:
+                pass
+            finally:
+                await connection.close()
+    url = await recreate_database(bench, name, migrated=False)
+    await load(url, shape)
     return url
+
+
+async def ensure_big(bench: Bench, *, force: bool = False) -> str:
+    return await ensure_loaded(bench, BIG_DATABASE, BIG, force=force)
+
+
+async def ensure_ten_k(bench: Bench) -> str:
+    return await ensure_loaded(bench, TEN_K_DATABASE, TEN_K)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
