@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -23,9 +24,10 @@ def body(**overrides: Any) -> dict[str, Any]:
         "owner_contact": "owner@example.com",
         "available_tools": ["alpha", "beta"],
     }
-    if "server_name" in overrides and "endpoint_url" not in overrides:
+    namespace = str(overrides.get("server_name", "")).split("/")[0]
+    if "endpoint_url" not in overrides and re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", namespace):
         # A host the name's namespace covers (com.contoso/x -> mcp-….contoso.com), as submitters must use.
-        domain = ".".join(reversed(str(overrides["server_name"]).split("/")[0].split(".")))
+        domain = ".".join(reversed(namespace.split(".")))
         fields["endpoint_url"] = f"https://mcp-{uuid.uuid4().hex[:10]}.{domain}/mcp"
     fields.update(overrides)
     return fields

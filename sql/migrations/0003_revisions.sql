@@ -1,10 +1,15 @@
 -- Revisions: every create and edit is a numbered, immutable revision; a decision applies to one
 -- revision; the feed and everyone but the submitter and administrators read the published one.
 -- Works on PostgreSQL 14 through 18. See sql/README.md ("Revisions") for the design.
+--
+-- The data carried over is written before the indexes and foreign keys that cover it are made:
+-- one sort per index and one join per key instead of maintaining them row by row.
+
+SET LOCAL maintenance_work_mem = '256MB';
 
 -- The revisions themselves, as submitted. Only their status and decision change afterwards.
 CREATE TABLE registration_revisions (
-    registration_id uuid        NOT NULL REFERENCES registrations (registration_id),
+    registration_id uuid        NOT NULL,
     revision        integer     NOT NULL CHECK (revision >= 1),
     endpoint_url    text        NOT NULL CHECK (char_length(endpoint_url) BETWEEN 1 AND 2048),
     endpoint_name   text        NOT NULL CHECK (char_length(endpoint_name) BETWEEN 3 AND 200),
@@ -18,12 +23,11 @@ CREATE TABLE registration_revisions (
     -- Superseded: a pending revision replaced by a newer edit before anyone decided it.
     status          text        NOT NULL DEFAULT 'Pending'
                                 CHECK (status IN ('Pending', 'Approved', 'Rejected', 'Superseded')),
-    submitted_by    uuid        NOT NULL REFERENCES users (user_id),
+    submitted_by    uuid        NOT NULL,
     submitted_at    timestamptz NOT NULL DEFAULT now(),
-    decided_by      uuid        REFERENCES users (user_id),
+    decided_by      uuid,
     decided_at      timestamptz,
-    reason          text        CHECK (char_length(reason) <= 1000),
-    PRIMARY KEY (registration_id, revision)
+    reason          text        CHECK (char_length(reason) <= 1000)
 );
 
 -- The registration row keeps the latest revision in its existing columns (so reads, lists and
@@ -40,7 +44,7 @@ ALTER TABLE registrations
     ADD COLUMN published_server_name     text,
     ADD COLUMN published_transport       text,
     ADD COLUMN published_version         text,
-    ADD COLUMN published_approver_id     uuid REFERENCES users (user_id),
+    ADD COLUMN published_approver_id     uuid,
     ADD COLUMN published_approved_at     timestamptz,
     ADD COLUMN published_status_reason   text,
     -- When what the public sees last changed (published, deprecated, reactivated, deleted):
@@ -60,8 +64,21 @@ ALTER TABLE registrations
 DROP TRIGGER registrations_last_published ON registrations;
 DROP FUNCTION keep_last_published();
 
+-- The indexes the backfill would otherwise update row by row: those of 0001 are made again below,
+-- the unique ones give way to the claims, the feed's move to the published columns.
+DROP INDEX idx_registrations_endpoint_url;
+DROP INDEX idx_registrations_server_name;
+DROP INDEX idx_registrations_created_at;
+DROP INDEX idx_registrations_status;
+DROP INDEX idx_registrations_submitter_id;
+DROP INDEX idx_registrations_search;
+DROP INDEX idx_registrations_feed_catalogue;
+DROP INDEX idx_registrations_feed_sync;
+DROP INDEX idx_registrations_feed_search;
+
 -- Carry the data over without touching updated_at: each registration becomes revision 1 with its
--- current status; approved ones are published and active.
+-- current status; approved ones are published and active; rows that left the feed before this
+-- migration keep their place in the incremental sync.
 ALTER TABLE registrations DISABLE TRIGGER registrations_updated_at;
 INSERT INTO registration_revisions (registration_id, revision, endpoint_url, endpoint_name, description,
                                     owner_contact, available_tools, server_name, transport, version, status,
@@ -69,29 +86,46 @@ INSERT INTO registration_revisions (registration_id, revision, endpoint_url, end
 SELECT registration_id, 1, endpoint_url, endpoint_name, description, owner_contact, available_tools, server_name,
        transport, version, status, submitter_id, created_at, approver_id, approved_at, status_reason
 FROM registrations;
-UPDATE registrations SET
-    published_revision        = 1,
-    published_endpoint_url    = endpoint_url,
-    published_endpoint_name   = endpoint_name,
-    published_description     = description,
-    published_owner_contact   = owner_contact,
-    published_available_tools = available_tools,
-    published_server_name     = server_name,
-    published_transport       = transport,
-    published_version         = version,
-    published_approver_id     = approver_id,
-    published_approved_at     = approved_at,
-    published_status_reason   = status_reason,
-    published_updated_at      = updated_at,
-    publication               = 'active'
-WHERE status = 'Approved';
--- Rows that left the feed before this migration keep their place in the incremental sync.
-UPDATE registrations SET published_updated_at = updated_at
-WHERE published_at IS NOT NULL AND status <> 'Approved';
+UPDATE registrations AS r SET
+    published_revision        = CASE WHEN r.status = 'Approved' THEN 1 END,
+    published_endpoint_url    = CASE WHEN r.status = 'Approved' THEN r.endpoint_url END,
+    published_endpoint_name   = CASE WHEN r.status = 'Approved' THEN r.endpoint_name END,
+    published_description     = CASE WHEN r.status = 'Approved' THEN r.description END,
+    published_owner_contact   = CASE WHEN r.status = 'Approved' THEN r.owner_contact END,
+    published_available_tools = CASE WHEN r.status = 'Approved' THEN r.available_tools END,
+    published_server_name     = CASE WHEN r.status = 'Approved' THEN r.server_name END,
+    published_transport       = CASE WHEN r.status = 'Approved' THEN r.transport END,
+    published_version         = CASE WHEN r.status = 'Approved' THEN r.version END,
+    published_approver_id     = CASE WHEN r.status = 'Approved' THEN r.approver_id END,
+    published_approved_at     = CASE WHEN r.status = 'Approved' THEN r.approved_at END,
+    published_status_reason   = CASE WHEN r.status = 'Approved' THEN r.status_reason END,
+    published_updated_at      = r.updated_at,
+    publication               = CASE WHEN r.status = 'Approved' THEN 'active' END
+WHERE r.status = 'Approved' OR r.published_at IS NOT NULL;
 ALTER TABLE registrations ENABLE TRIGGER registrations_updated_at;
 
-ALTER TABLE registrations ADD CONSTRAINT registrations_published_revision_fkey
-    FOREIGN KEY (registration_id, published_revision) REFERENCES registration_revisions (registration_id, revision);
+ALTER TABLE registration_revisions
+    ADD PRIMARY KEY (registration_id, revision),
+    ADD FOREIGN KEY (registration_id) REFERENCES registrations (registration_id),
+    ADD FOREIGN KEY (submitted_by) REFERENCES users (user_id),
+    ADD FOREIGN KEY (decided_by) REFERENCES users (user_id);
+ALTER TABLE registrations
+    ADD CONSTRAINT registrations_published_approver_id_fkey
+        FOREIGN KEY (published_approver_id) REFERENCES users (user_id),
+    ADD CONSTRAINT registrations_published_revision_fkey
+        FOREIGN KEY (registration_id, published_revision) REFERENCES registration_revisions (registration_id, revision);
+
+-- The list orders and search of 0001, as they were.
+CREATE INDEX idx_registrations_created_at
+    ON registrations (created_at DESC, registration_id DESC) WHERE deleted_at IS NULL;
+CREATE INDEX idx_registrations_status
+    ON registrations (status, created_at DESC, registration_id DESC) WHERE deleted_at IS NULL;
+CREATE INDEX idx_registrations_submitter_id
+    ON registrations (submitter_id, created_at DESC, registration_id DESC) WHERE deleted_at IS NULL;
+CREATE INDEX idx_registrations_search ON registrations USING gin (
+    (lower(endpoint_name || chr(31) || owner_contact || chr(31) || endpoint_url || chr(31)
+           || coalesce(description, ''))) gin_trgm_ops
+) WHERE deleted_at IS NULL;
 
 -- The audit trail names the revision of every entry; entries the registry makes on its own
 -- (Drifted) have no user.
@@ -112,8 +146,7 @@ ALTER TABLE audit_log ADD CONSTRAINT audit_log_action_check CHECK (action IN (
 CREATE TABLE registration_claims (
     field           text NOT NULL CHECK (field IN ('endpoint_url', 'server_name')),
     value           text NOT NULL,
-    registration_id uuid REFERENCES registrations (registration_id),
-    PRIMARY KEY (field, value)
+    registration_id uuid
 );
 
 CREATE FUNCTION registration_claims_of(r registrations) RETURNS TABLE (field text, value text)
@@ -155,14 +188,13 @@ INSERT INTO registration_claims (field, value, registration_id)
 SELECT 'endpoint_url', endpoint_url, registration_id FROM registrations WHERE deleted_at IS NULL
 UNION ALL
 SELECT 'server_name', server_name, registration_id FROM registrations WHERE deleted_at IS NULL;
+ALTER TABLE registration_claims
+    ADD PRIMARY KEY (field, value),
+    ADD FOREIGN KEY (registration_id) REFERENCES registrations (registration_id);
 
 CREATE TRIGGER registrations_claims
     AFTER INSERT OR UPDATE OF endpoint_url, server_name, published_endpoint_url, published_server_name, deleted_at
     ON registrations FOR EACH ROW EXECUTE FUNCTION keep_registration_claims();
-
--- The claims replace the unique indexes of 0001; nothing looks registrations up by these.
-DROP INDEX idx_registrations_endpoint_url;
-DROP INDEX idx_registrations_server_name;
 
 -- How many live registrations of each submitter await review, kept by a trigger, so that a
 -- submission can be admitted or refused (MAX_PENDING_PER_USER) exactly: the statement locks its
@@ -204,9 +236,6 @@ CREATE INDEX idx_registrations_published_search ON registrations USING gin (
 
 -- The feed, on the published columns: the catalogue in byte order of the name (also the lookup
 -- by name), its name search, and the incremental sync in order of public change.
-DROP INDEX idx_registrations_feed_catalogue;
-DROP INDEX idx_registrations_feed_sync;
-DROP INDEX idx_registrations_feed_search;
 CREATE INDEX idx_registrations_feed_catalogue
     ON registrations (published_server_name COLLATE "C", registration_id)
     WHERE published_revision IS NOT NULL AND deleted_at IS NULL;
