@@ -10,7 +10,7 @@ from shared.errors import NotFound
 from shared.http import endpoint, json_response, parse_body
 from shared.routes.registrations import BY_ID, actor_of, registration_id_of, registration_response
 from shared.schemas.revisions import PublicationChange, Revision, RevisionList
-from shared.services import revisions
+from shared.services import publication, revisions
 
 blueprint = func.Blueprint()
 
@@ -50,8 +50,8 @@ async def revisions_get(req: func.HttpRequest) -> func.HttpResponse:
 @endpoint
 async def revisions_publish(req: func.HttpRequest) -> func.HttpResponse:
     admin = await require_admin(req)
-    row = await revisions.publish(db=database, actor=actor_of(admin), registration_id=registration_id_of(req),
-                                  revision=_revision_number(req))
+    row = await publication.publish(db=database, actor=actor_of(admin), registration_id=registration_id_of(req),
+                                    revision=_revision_number(req))
     return registration_response(row)
 
 
@@ -61,6 +61,6 @@ async def registrations_publication(req: func.HttpRequest) -> func.HttpResponse:
     admin = await require_admin(req)
     registration_id = registration_id_of(req)
     change = parse_body(req, PublicationChange)
-    row = await revisions.set_publication(db=database, actor=actor_of(admin), registration_id=registration_id,
-                                          change=change)
+    row = await publication.set_publication(db=database, actor=actor_of(admin), registration_id=registration_id,
+                                            change=change)
     return registration_response(row)

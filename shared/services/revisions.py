@@ -1,4 +1,4 @@
-"""SQL of revisions: edits make them, decisions decide one, administrators publish and deprecate.
+"""SQL of revisions: edits make them, decisions decide one, and reading them.
 
 Every statement locks the registration row first, so an edit and a decision on one
 registration take their turns in one order (no deadlock), and a decision made on a revision
@@ -17,12 +17,11 @@ from shared.config import ReviewSettings
 from shared.db import Database
 from shared.errors import Conflict, Forbidden, NotFound, PreconditionFailed, PreconditionRequired
 from shared.schemas.registrations import RegistrationUpdate, StatusChange
-from shared.schemas.revisions import PublicationChange
 from shared.services import columns, namespaces
 from shared.services.registrations import Actor, too_many_pending
 
-STALE = "The registration has a newer revision than the one named; reload it and try again."
 NOT_FOUND = "Registration not found."
+STALE = "The registration has a newer revision than the one named; reload it and try again."
 # Audit values are cut to this many characters, so one entry stays small whatever was submitted.
 AUDIT_VALUE_CHARS = 512
 
@@ -229,71 +228,6 @@ async def decide(*, db: Database, actor: Actor, registration_id: UUID, change: S
     if row["found_status"] == "Pending" and row["found_submitter"] == actor.user_id and not review.allow_self_approval:
         raise Forbidden("An administrator may not decide a revision they submitted; ask another administrator.")
     raise Conflict("Only a Pending registration can be approved or rejected; this one was already decided.")
-
-
-# $1 id, $2 caller, $3 revision to publish again.
-_PUBLISH = f"""
-WITH target AS (
-    SELECT registration_id, status, published_revision FROM registrations
-    WHERE registration_id = $1 AND deleted_at IS NULL FOR UPDATE
-), chosen AS (
-    SELECT v.* FROM registration_revisions AS v JOIN target AS t USING (registration_id) WHERE v.revision = $3
-), published AS (
-    UPDATE registrations AS r SET {columns.publish_from("v")}
-    FROM chosen AS v WHERE r.registration_id = v.registration_id AND v.status = 'Approved'
-    RETURNING {columns.latest()}
-), audit AS (
-    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, revision, metadata)
-    SELECT v.registration_id, $2, 'Published', t.status, t.status, v.revision,
-           {columns.decided_metadata("v")} || jsonb_build_object('previous_revision', t.published_revision)
-    FROM chosen AS v CROSS JOIN target AS t WHERE v.status = 'Approved'
-)
-SELECT chosen.status AS revision_status, published.*
-FROM target LEFT JOIN chosen ON true LEFT JOIN published ON true
-"""
-
-
-async def publish(*, db: Database, actor: Actor, registration_id: UUID, revision: int) -> asyncpg.Record:
-    try:
-        row = await db.fetchrow(_PUBLISH, registration_id, actor.user_id, revision)
-    except asyncpg.UniqueViolationError as error:
-        raise columns.conflict(error) from None
-    if row is None:
-        raise NotFound(NOT_FOUND)
-    if row["revision_status"] is None:
-        raise NotFound("Revision not found.")
-    if row["registration_id"] is None:
-        raise Conflict(f"Revision {revision} was never approved; only an approved revision can be published.")
-    return row
-
-
-# $1 id, $2 caller, $3 publication, $4 message.
-_PUBLICATION = f"""
-WITH target AS (
-    SELECT registration_id FROM registrations WHERE registration_id = $1 AND deleted_at IS NULL FOR UPDATE
-), updated AS (
-    UPDATE registrations AS r SET publication = $3, publication_message = $4, published_updated_at = now()
-    FROM target AS t WHERE r.registration_id = t.registration_id AND r.published_revision IS NOT NULL
-    RETURNING {columns.latest()}
-), audit AS (
-    INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, revision, metadata)
-    SELECT registration_id, $2, CASE WHEN $3 = 'deprecated' THEN 'Deprecated' ELSE 'Reactivated' END, status,
-           status, published_revision,
-           CASE WHEN $4::text IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object('message', $4::text) END
-    FROM updated
-)
-SELECT updated.* FROM target LEFT JOIN updated ON true
-"""
-
-
-async def set_publication(*, db: Database, actor: Actor, registration_id: UUID,
-                          change: PublicationChange) -> asyncpg.Record:
-    row = await db.fetchrow(_PUBLICATION, registration_id, actor.user_id, change.publication, change.message)
-    if row is None:
-        raise NotFound(NOT_FOUND)
-    if row["registration_id"] is None:
-        raise Conflict("Nothing of this registration is published yet; approve a revision first.")
-    return row
 
 
 # One statement: the registration and, when the caller may read them, its revisions (or one).
