@@ -154,3 +154,27 @@ def test_racing_submissions_stop_exactly_at_the_pending_cap(
     submitter_id = sql.fetchval("SELECT user_id FROM users WHERE entra_id = $1", submitter.oid)
     assert sql.fetchval("SELECT count(*) FROM registrations WHERE submitter_id = $1", submitter_id) == 3
     assert sql.fetchval("SELECT pending FROM review_queue WHERE submitter_id = $1", submitter_id) == 3
+
+
+def test_racing_edits_of_one_registration_leave_one_pending_revision(
+    client: httpx.Client, user: Caller, sql: Sql
+) -> None:
+    registration_id = submit(client, user)["registration_id"]
+
+    def edit(index: int) -> int:
+        return client.patch(f"/registrations/{registration_id}", json={"description": f"Edit {index}."},
+                            headers=user.headers).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        assert list(pool.map(edit, range(10))) == [200] * 10
+    revisions = sql.fetch("SELECT revision, status FROM registration_revisions WHERE registration_id = $1 "
+                          "ORDER BY revision", uuid.UUID(registration_id))
+    assert [(row["revision"], row["status"]) for row in revisions] == [
+        *((number, "Superseded") for number in range(1, 11)), (11, "Pending")]
+    latest = sql.fetchrow("SELECT revision, description FROM registrations WHERE registration_id = $1",
+                          uuid.UUID(registration_id))
+    assert latest is not None
+    assert latest["revision"] == 11
+    edits = sql.fetch("SELECT revision FROM audit_log WHERE registration_id = $1 AND action = 'Updated' "
+                      "ORDER BY log_id", uuid.UUID(registration_id))
+    assert [row["revision"] for row in edits] == list(range(2, 12))

@@ -2,7 +2,11 @@
 
 Every statement locks the registration row first, so an edit and a decision on one
 registration take their turns in one order (no deadlock), and a decision made on a revision
-that is no longer the latest changes nothing (412).
+that is no longer the latest changes nothing (412). A statement that waited for that lock sees
+the registration row as the one before it left it, but other rows as they were when it began:
+so it never joins the row it locked to a revision on a column the other may have changed, and
+the pending revision an edit replaces is marked `Superseded` by a trigger (migration 0003),
+whose own statement sees what committed meanwhile.
 """
 
 from __future__ import annotations
@@ -72,9 +76,6 @@ WITH target AS (
 ), admitted AS (
     SELECT * FROM proposed
     WHERE NOT (status = 'Pending' AND previous_status <> 'Pending') OR EXISTS (SELECT 1 FROM queued)
-), superseded AS (
-    UPDATE registration_revisions AS v SET status = 'Superseded' FROM admitted AS a
-    WHERE v.registration_id = a.registration_id AND v.revision = a.revision - 1 AND v.status = 'Pending'
 ), revision AS (
     INSERT INTO registration_revisions AS v (registration_id, revision, {", ".join(columns.CONTENT)}, status,
                                              submitted_by, decided_by, decided_at)
@@ -166,16 +167,14 @@ async def update(*, db: Database, actor: Actor, registration_id: UUID, data: Reg
 # $1 id, $2 caller, $3 decision, $4 reason, $5 the revision named, $6 self-approval allowed.
 _DECIDE = f"""
 WITH target AS (
-    SELECT r.registration_id, r.revision, r.status, v.submitted_by
-    FROM registrations AS r
-    JOIN registration_revisions AS v ON v.registration_id = r.registration_id AND v.revision = r.revision
-    WHERE r.registration_id = $1 AND r.deleted_at IS NULL
-    FOR UPDATE OF r
+    SELECT registration_id, revision, status FROM registrations
+    WHERE registration_id = $1 AND deleted_at IS NULL
+    FOR UPDATE
 ), decided AS (
     UPDATE registration_revisions AS v SET status = $3, decided_by = $2, decided_at = now(), reason = $4
     FROM target AS t
     WHERE v.registration_id = t.registration_id AND v.revision = t.revision AND v.status = 'Pending'
-      AND t.status = 'Pending' AND ($5::integer IS NULL OR $5 = t.revision) AND ($6 OR t.submitted_by <> $2)
+      AND t.status = 'Pending' AND ($5::integer IS NULL OR $5 = t.revision) AND ($6 OR v.submitted_by <> $2)
     RETURNING v.*
 ), updated AS (
     UPDATE registrations AS r SET status = v.status, approver_id = v.decided_by, approved_at = v.decided_at,
@@ -194,7 +193,10 @@ WITH target AS (
            || CASE WHEN $4::text IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object('reason', $4::text) END
     FROM decided
 )
-SELECT t.revision AS found_revision, t.status AS found_status, t.submitted_by AS found_submitter, changed.*
+SELECT t.revision AS found_revision, t.status AS found_status,
+       (SELECT submitted_by FROM registration_revisions AS v
+        WHERE v.registration_id = t.registration_id AND v.revision = t.revision) AS found_submitter,
+       changed.*
 FROM target AS t
 LEFT JOIN (SELECT * FROM updated UNION ALL SELECT * FROM published) AS changed ON true
 """

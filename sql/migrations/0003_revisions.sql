@@ -127,6 +127,21 @@ CREATE INDEX idx_registrations_search ON registrations USING gin (
            || coalesce(description, ''))) gin_trgm_ops
 ) WHERE deleted_at IS NULL;
 
+-- A pending revision replaced by a newer one before anyone decided it is Superseded. A trigger,
+-- because its statement sees the revisions committed while the edit waited for the registration
+-- row, which the edit's own statement (its snapshot taken before) cannot.
+CREATE FUNCTION supersede_pending_revisions() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE registration_revisions SET status = 'Superseded'
+    WHERE registration_id = NEW.registration_id AND revision < NEW.revision AND status = 'Pending';
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER registration_revisions_supersede
+    AFTER INSERT ON registration_revisions
+    FOR EACH ROW EXECUTE FUNCTION supersede_pending_revisions();
+
 -- The audit trail names the revision of every entry; entries the registry makes on its own
 -- (Drifted) have no user.
 ALTER TABLE audit_log ADD COLUMN revision integer NOT NULL DEFAULT 1 CHECK (revision >= 1);
