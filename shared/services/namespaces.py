@@ -32,11 +32,17 @@ def namespace_domain(server_name: str) -> str | None:
     return domain if namespace_matches(server_name, domain) else None
 
 
-def refusal(server_name: str, endpoint_url: str) -> ValidationFailed:
-    host = host_of(endpoint_url)
-    choices = " or ".join(f"{namespace}/..." for namespace in namespaces_for(endpoint_url)) or "a domain name"
-    message = (f"server_name {server_name!r} is not in the namespace of the endpoint host {host!r}: "
-               f"use {choices} (the host's labels reversed, or a parent domain with at least two labels)")
+def refusal(server_name: str, endpoint_url: str | None) -> ValidationFailed:
+    """422 naming the namespaces that would do (for the endpoint URL, when one is known)."""
+    if endpoint_url is None:
+        message = (f"server_name {server_name!r} does not have a domain as its namespace: use the endpoint "
+                   "host's labels reversed, or a parent domain with at least two labels (com.contoso/... for "
+                   "mcp.contoso.com)")
+    else:
+        host = host_of(endpoint_url)
+        choices = " or ".join(f"{namespace}/..." for namespace in namespaces_for(endpoint_url)) or "a domain name"
+        message = (f"server_name {server_name!r} is not in the namespace of the endpoint host {host!r}: "
+                   f"use {choices} (the host's labels reversed, or a parent domain with at least two labels)")
     return ValidationFailed(f"Invalid body: server_name: {message}",
                             [{"loc": ["body", "server_name"], "msg": message, "type": "namespace_mismatch"}])
 

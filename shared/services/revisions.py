@@ -132,7 +132,7 @@ def _namespacing(actor: Actor, data: RegistrationUpdate) -> Namespacing:
     assert data.server_name is not None
     domain = namespaces.namespace_domain(data.server_name)
     if domain is None:
-        raise namespaces.refusal(data.server_name, "https://-/")
+        raise namespaces.refusal(data.server_name, None)
     return Namespacing(domain=domain)
 
 
