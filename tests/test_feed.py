@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from shared.http import parse_query
 from shared.schemas.feed import FeedQuery
-from tests.registry import assert_problem, decide, submit, unique_host
+from tests.registry import assert_problem, decide, submit
 from tests.support import Caller, RunningHost, Sql, app_environment
 from tools.authority import DevAuthority
 

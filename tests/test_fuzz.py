@@ -11,6 +11,7 @@ FUZZ_EXAMPLES sets how many generated cases each operation gets (default 50; `ma
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit

@@ -100,13 +100,15 @@ ORDER BY revision
 # The live versions first, then departed entries, the latest change first. Rare (VS Code never
 # asks): the name of a departed entry lives in its snapshot, which no index covers.
 _BY_NAME_WITH_DELETED = f"""
-SELECT * FROM ({_VERSIONS}) AS versions
-UNION ALL
-SELECT {_STAMPS}, e.*, false AS active, true AS is_latest, r.published_revision AS revision
-FROM registrations AS r
-{_SHOWN}
-WHERE r.published_at IS NOT NULL AND NOT ({_LIVE}) AND e.server_name = $1 AND ($2::text IS NULL OR e.version = $2)
-  AND {_NOT_HELD}
+SELECT * FROM (
+    SELECT * FROM ({_VERSIONS}) AS versions
+    UNION ALL
+    SELECT {_STAMPS}, e.*, false AS active, true AS is_latest, r.published_revision AS revision
+    FROM registrations AS r
+    {_SHOWN}
+    WHERE r.published_at IS NOT NULL AND NOT ({_LIVE}) AND e.server_name = $1
+      AND ($2::text IS NULL OR e.version = $2) AND {_NOT_HELD}
+) AS entries
 ORDER BY active DESC, CASE WHEN active THEN revision END, updated_at DESC, registration_id
 """
 
