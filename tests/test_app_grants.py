@@ -133,7 +133,7 @@ def test_the_role_appends_to_and_reads_the_audit_trail(owner_url: str, as_app: S
                    server_name) VALUES ($1, 'Grants', 'https://mcp.contoso.com/grants', 'ops@contoso.com', $2,
                    'com.contoso/grants')""",
                 registration_id, user_id)
-    as_app.execute("INSERT INTO audit_log (registration_id, user_id, action) VALUES ($1, $2, 'Created')",
+    as_app.execute("INSERT INTO audit_log (registration_id, user_id, action, revision) VALUES ($1, $2, 'Created', 1)",
                    registration_id, user_id)
     assert as_app.fetchval("SELECT action FROM audit_log WHERE registration_id = $1", registration_id) == "Created"
 
