@@ -99,9 +99,3 @@ class ServiceUnavailable(ApiError):
     def __init__(self, detail: str, *, retry_after: int = 5) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
-
-class TooManyRequests(ApiError):
-    status = 429
-
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after)})
