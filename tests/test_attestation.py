@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -36,9 +37,11 @@ def probing(database_url: str, authority: DevAuthority, host_factory: HostFactor
 
 
 def _register(api: str, caller: Caller, url: str) -> dict[str, Any]:
+    # The name's namespace is the URL host's labels reversed, as the namespace rule asks of submitters.
+    namespace = ".".join(reversed((urlsplit(url).hostname or "").split(".")))
     answer = httpx.post(f"{api}/registrations", headers=caller.headers, timeout=30, json={
         "endpoint_url": url, "endpoint_name": "Loopback weather", "owner_contact": "team@contoso.com",
-        "available_tools": ["get_forecast"], "server_name": "com.contoso/loopback-weather-" + caller.oid[:8]})
+        "available_tools": ["get_forecast"], "server_name": f"{namespace}/loopback-weather-{caller.oid[:8]}"})
     assert answer.status_code == 201, answer.text
     body: dict[str, Any] = answer.json()
     return body

@@ -79,7 +79,7 @@ def test_the_timer_probes_due_and_published_registrations(postgres: PostgresClus
     submitter, admin = make_caller(), make_caller(admin=True)
     created = httpx.post(f"{host.base_url}/registrations", headers=submitter.headers, timeout=30, json={
         "endpoint_url": f"http://127.0.0.1:{mcp_port}/mcp", "endpoint_name": "Loopback weather",
-        "owner_contact": "team@contoso.com", "server_name": "com.contoso/loopback-weather"})
+        "owner_contact": "team@contoso.com", "server_name": "1.0.0.127/loopback-weather"})
     assert created.status_code == 201, created.text
     registration_id = created.json()["registration_id"]
     sql = Sql(database_url)
