@@ -340,7 +340,8 @@ async def load(url: str, shape: Shape) -> bool:
         migration_seconds = time.perf_counter() - migration_started
         checks = await connection.fetchrow(_MIGRATION_CHECKS)
         if shape.registrations >= 100_000:
-            progress(f"migrated {shape.registrations:,} registrations to revisions in {migration_seconds:.0f} s: "
+            progress(f"migrated {shape.registrations:,} registrations from 0002 to the current schema in "
+                     f"{migration_seconds:.0f} s: "
                      f"{dict(checks)}")
         expected = (checks["registrations"], checks["approved"], checks["live"] * 2)
         if (checks["first_revisions"], checks["published"], checks["claims"]) != expected:
