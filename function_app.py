@@ -2,15 +2,10 @@
 
 import azure.functions as func
 
-from shared import telemetry
-from shared.routes import attestation, docs, feed, health, registrations, revisions, users
+from shared import openapi, telemetry
 
 telemetry.configure()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-app.register_functions(health.blueprint)
-app.register_functions(users.blueprint)
-app.register_functions(registrations.blueprint)
-app.register_functions(revisions.blueprint)
-app.register_functions(feed.blueprint)
-app.register_functions(docs.blueprint)
-app.register_functions(attestation.blueprint)
+# Every resource's declarations, which the OpenAPI document walks too.
+for routes in openapi.ROUTES:
+    app.register_functions(routes.blueprint)

@@ -8,6 +8,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -29,6 +31,7 @@ from shared.errors import (
 
 log = logging.getLogger(__name__)
 
+HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
 MAX_BODY_BYTES = 64 * 1024
 JSON_TYPE = "application/json"
 PROBLEM_TYPE = "application/problem+json"
@@ -42,6 +45,14 @@ _MAX_REVISION = 2_147_483_647
 Model = TypeVar("Model", bound=BaseModel)
 Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 FunctionEntry = Callable[[func.HttpRequest, func.Context], Awaitable[func.HttpResponse]]
+
+
+@lru_cache(maxsize=1)
+def route_prefix() -> str:
+    """host.json's `extensions.http.routePrefix` (default `api`); read once, on first use."""
+    host = json.loads(HOST_JSON.read_text(encoding="utf-8"))
+    prefix: str = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    return prefix.strip("/")
 
 
 def _encode_default(value: Any) -> Any:

@@ -297,6 +297,12 @@ def test_paths_of_shapes_the_feed_does_not_serve_are_404_problems(client: httpx.
     assert_cors(response)
 
 
+def test_a_path_the_feed_does_not_serve_is_404_before_its_query_is_read(client: httpx.Client) -> None:
+    response = client.get("/v0.1/servers/com.x/weather/other", params={"include_deleted": "perhaps"})
+    assert_problem(response, 404, "Server not found.")
+    assert_problem(client.get("/v0.1/servers/com.x/weather/versions", params={"include_deleted": "perhaps"}), 422)
+
+
 def test_path_values_are_decoded_once(client: httpx.Client, user: Caller, admin: Caller) -> None:
     name = f"com.{new_marker()}/percent"
     approve(client, user, admin, server_name=name, version="3.0.0-%41")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -14,10 +14,11 @@ from azure.functions.decorators.http import HttpTrigger
 from openapi_spec_validator import validate
 
 import function_app
-from shared import openapi
+from shared import openapi, texts
 from shared.config import Settings
 from shared.routes import docs
-from tests.registry import assert_problem
+from tests.registry import assert_problem, submit
+from tests.support import Caller
 from tools.devhost import indexed_functions
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -63,17 +64,11 @@ def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
     validate(document)
 
 
-def test_every_trigger_is_described_by_its_function_name(document: dict[str, Any]) -> None:
-    served = list(triggers())
+def test_the_host_indexes_each_declaration_as_a_plain_http_trigger() -> None:
+    served = set(triggers())
     assert len(served) >= 19
-    for route, method, function in served:
-        entries = [entry for entry in openapi.OPERATIONS
-                   if (entry.route, entry.method.lower(), entry.function) == (route, method, function)]
-        assert entries, f"{method.upper()} {route} ({function}) is missing from the OpenAPI document"
-        for entry in entries:
-            operation = document["paths"][openapi.documented_path(entry)][method]
-            name = entry.name or function
-            assert operation["operationId"] == (f"{name}_preflight" if method == "options" else name)
+    declared = {(entry.route, entry.method.lower(), entry.function) for entry in openapi.OPERATIONS}
+    assert declared == served
 
 
 def test_a_catch_all_trigger_documents_each_path_it_serves(document: dict[str, Any]) -> None:
@@ -99,14 +94,6 @@ def test_the_feed_documents_its_query_on_every_operation(document: dict[str, Any
     assert set(listing) == {"search", "version", "updated_since", "limit", "include_deleted", "cursor"}
     assert "maxLength" not in listing["search"]["schema"]
     assert "matches nothing" in listing["search"]["description"]
-
-
-def test_the_document_lists_nothing_that_no_trigger_serves(document: dict[str, Any]) -> None:
-    served = {(route, method, function) for route, method, function in triggers()}
-    listed = {(entry.route, entry.method.lower(), entry.function) for entry in openapi.OPERATIONS}
-    assert listed - served == set()
-    documented = {(openapi.documented_path(entry), entry.method.lower()) for entry in openapi.OPERATIONS}
-    assert {(path, method) for path, method, _ in operations(document)} == documented
 
 
 def test_operation_ids_are_unique(document: dict[str, Any]) -> None:
@@ -273,6 +260,50 @@ def test_openapi_json_is_served_anonymously_with_an_etag(client: httpx.Client) -
     assert {operation["operationId"] for _, _, operation in operations(served)} >= {"health", "docs_page"}
     again = client.get("/openapi.json", headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304
+
+
+def documented_access(operation: dict[str, Any]) -> str:
+    """Who the document says may call an operation: anyone (no security), or a signed-in user, or an
+    administrator (a 403 that says the caller is not one)."""
+    if not operation["security"]:
+        return "anonymous"
+    return "admin" if "not an administrator" in operation["responses"]["403"]["description"] else "user"
+
+
+def test_every_operation_enforces_its_documented_access_rule(
+    client: httpx.Client, make_caller: Callable[..., Caller]
+) -> None:
+    served = client.get("/openapi.json").json()
+    declared = {openapi.operation_id(entry): entry.access for entry in openapi.OPERATIONS}
+    user, admin = make_caller(), make_caller(admin=True)
+    values = {"registration_id": submit(client, user)["registration_id"], "version": "latest", "asset": "docs.js",
+              "user_id": client.post("/users", headers=user.headers).json()["user_id"],
+              "serverName": "com.example/none", "revision": "1"}
+    callers = {"anonymous": {}, "user": user.headers, "admin": admin.headers}
+    checked = 0
+    # The registration is deleted last, so that every other operation meets it.
+    for path, method, operation in sorted(operations(served), key=lambda item: item[1] == "delete"):
+        access = documented_access(operation)
+        assert access == {"feed": "anonymous"}.get(declared[operation["operationId"]],
+                                                   declared[operation["operationId"]])
+        url = re.sub(r"\{(\w+)\}", lambda match: values[match[1]], path)
+        body: dict[str, Any] | None = {} if "requestBody" in operation else None
+        statuses = {}
+        for name, headers in callers.items():
+            response = client.request(method.upper(), url, json=body, headers=headers)
+            assert str(response.status_code) in operation["responses"], (method, path, name, response.text)
+            statuses[name] = response.status_code
+            if access == "admin" and name == "user":
+                assert_problem(response, 403, texts.PROBLEM_EXAMPLES[403])
+        refused = {name for name, status in statuses.items() if status in (401, 403)}
+        expected = {"anonymous": set(), "user": {"anonymous"}, "admin": {"anonymous", "user"}}[access]
+        assert refused == expected, (method, path, statuses)
+        if access != "anonymous":
+            assert statuses["anonymous"] == 401
+        if access == "admin":
+            assert statuses["user"] == 403
+        checked += 1
+    assert checked == len(declared)
 
 
 def test_docs_page_loads_only_its_own_files_under_a_strict_policy(client: httpx.Client) -> None:

@@ -1,11 +1,11 @@
 """Sign-in for the HTTP handlers: who is calling, which users row they are, and are they admin.
 
-    principal = await authenticate(req)   # the token only; no database
-    user = await require_user(req)        # + the caller's users row, created or refreshed
-    admin = await require_admin(req)      # + 403 unless an administrator
+    principal = await authenticate(req)            # the token only; no database
+    user, row, created = await sign_in(req)        # + the caller's users row, created or refreshed
 
-Each raises Unauthorized (401), Forbidden (403) or ServiceUnavailable (503), which the `endpoint`
-wrapper turns into problem+json.
+`shared.declare` calls them for each operation's access rule, and where the rule is `admin`
+refuses a caller who is not one with NOT_ADMIN. Each raises Unauthorized (401), Forbidden (403)
+or ServiceUnavailable (503), which the `endpoint` wrapper turns into problem+json.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from shared.db import database
 from shared.errors import Forbidden, Unauthorized
 from shared.services import users  # the module, not names: it imports shared.auth.cache in turn
 
-__all__ = ["CurrentUser", "Principal", "authenticate", "require_admin", "require_user", "reset", "sign_in"]
+__all__ = ["CurrentUser", "Principal", "authenticate", "reset", "sign_in"]
 
 NO_CREDENTIALS = "Sign in: send an Authorization header with a Bearer access token."
 NOT_BEARER = "The Authorization header must hold 'Bearer <access token>'."
@@ -61,18 +61,6 @@ async def sign_in(req: func.HttpRequest) -> tuple[CurrentUser, users.UserRow, bo
     is_admin = await admin.is_admin(principal)
     row, created = await users.resolve(db=database, principal=principal, is_admin=is_admin)
     return CurrentUser(user_id=row.user_id, is_admin=is_admin, principal=principal), row, created
-
-
-async def require_user(req: func.HttpRequest) -> CurrentUser:
-    user, _, _ = await sign_in(req)
-    return user
-
-
-async def require_admin(req: func.HttpRequest) -> CurrentUser:
-    user = await require_user(req)
-    if not user.is_admin:
-        raise Forbidden(NOT_ADMIN)
-    return user
 
 
 def reset() -> None:

@@ -9,37 +9,27 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 import azure.functions as func
 
-from shared.auth import CurrentUser, require_user
+from shared import texts
 from shared.config import get_probe_settings
 from shared.db import database
+from shared.declare import Answer, Deferred, Routes, SignedIn
 from shared.errors import NotFound
-from shared.http import endpoint, json_response, parse_query
-from shared.services.registrations import Actor
+from shared.http import json_response
 
 if TYPE_CHECKING:
-    from shared.schemas.attestation import ProbePublic
+    from shared.schemas.attestation import ProbePublic, ProbeQuery
 
-blueprint = func.Blueprint()
+routes = Routes("attestation")
+blueprint = routes.blueprint
 logger = logging.getLogger(__name__)
 
 BY_ID = "registrations/{registration_id:guid}"
 # POST .../probe may be asked again for the same registration after this long.
 REQUEST_INTERVAL = 60.0
-
-
-def _actor(user: CurrentUser) -> Actor:
-    return Actor(user_id=user.user_id, is_admin=user.is_admin)
-
-
-def _registration_id(req: func.HttpRequest) -> UUID:
-    try:
-        return UUID(req.route_params["registration_id"])
-    except (KeyError, ValueError):
-        raise NotFound("Registration not found.") from None
+_MODELS = "shared.schemas.attestation"
 
 
 def _public(row: Any) -> ProbePublic:
@@ -48,42 +38,58 @@ def _public(row: Any) -> ProbePublic:
     return ProbePublic.model_validate(dict(row))
 
 
-@blueprint.route(route=f"{BY_ID}/probe", methods=["POST"])
-@endpoint
-async def probes_request(req: func.HttpRequest) -> func.HttpResponse:
+@routes.declare(
+    "POST", f"{BY_ID}/probe", access="user", summary="Probe a registration's endpoint now",
+    answers=(Answer(200, "The probe, stored.", Deferred(_MODELS, "ProbePublic")),),
+    errors={403: texts.NOT_SUBMITTER, 404: texts.INVISIBLE, 409: "Probing is off: `PROBE_SCHEDULE` is not set.",
+            429: "A probe of this registration was asked for through this endpoint less than a minute ago; "
+                 "`Retry-After` says when the next may be."},
+    description="""Speaks MCP to the endpoint of the registration's latest revision (at most 10 s, 1 MiB) through
+the egress guard and answers with the stored probe: `outcome` is `ok`, `auth_required` (401/403 with
+`WWW-Authenticate`; `auth` then holds the RFC 9728 metadata it names), `wrong_transport` (the endpoint
+speaks the other transport; its tools are shown), `not_mcp`, `unreachable` (DNS, connection, TLS),
+`timeout` or `refused` (an address the submission rules refuse, or more than 1 MiB). A non-`ok`
+outcome is a 200 too: the probe ran. Probes queued after an edit and the timer's do not count
+towards the one-a-minute limit.""",
+)
+async def probes_request(call: SignedIn[None, None]) -> func.HttpResponse:
     from shared.probe.rounds import probe_target
     from shared.services import probes
 
-    user = await require_user(req)
     settings = get_probe_settings()
-    target = await probes.request(db=database, actor=_actor(user), registration_id=_registration_id(req),
+    target = await probes.request(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
                                   enabled=settings.enabled, interval=REQUEST_INTERVAL)
     result = await probe_target(target, settings)
-    row = await probes.record(db=database, target=target, result=result, requested_by=user.user_id)
+    row = await probes.record(db=database, target=target, result=result, requested_by=call.user.user_id)
     return json_response(_public(row))
 
 
-@blueprint.route(route=f"{BY_ID}/probes", methods=["GET"])
-@endpoint
-async def probes_list(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.schemas.attestation import ProbeList, ProbeQuery
+@routes.declare(
+    "GET", f"{BY_ID}/probes", access="user", summary="The probes of a registration",
+    answers=(Answer(200, "One page of probes, newest first.", Deferred(_MODELS, "ProbeList")),),
+    errors=texts.QUERY_422 | {403: texts.NOT_SUBMITTER, 404: texts.INVISIBLE},
+    query=Deferred(_MODELS, "ProbeQuery"), description="For administrators and the submitter, like the audit trail.",
+)
+async def probes_list(call: SignedIn[None, ProbeQuery]) -> func.HttpResponse:
+    from shared.schemas.attestation import ProbeList
     from shared.services import probes
 
-    user = await require_user(req)
-    query = parse_query(req, ProbeQuery)
-    rows = await probes.page(db=database, actor=_actor(user), registration_id=_registration_id(req),
-                             limit=query.limit, offset=query.offset)
+    rows = await probes.page(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
+                             limit=call.query.limit, offset=call.query.offset)
     return json_response(ProbeList(results=[_public(row) for row in rows]))
 
 
-@blueprint.route(route=f"{BY_ID}/probes/latest", methods=["GET"])
-@endpoint
-async def probes_latest(req: func.HttpRequest) -> func.HttpResponse:
+@routes.declare(
+    "GET", f"{BY_ID}/probes/latest", access="user", summary="The latest probe of a registration",
+    answers=(Answer(200, "The latest probe.", Deferred(_MODELS, "ProbePublic")),),
+    errors={403: texts.NOT_SUBMITTER,
+            404: "No live registration has this id, the caller may not see it, or it was never probed."},
+)
+async def probes_latest(call: SignedIn[None, None]) -> func.HttpResponse:
     from shared.services import probes
 
-    user = await require_user(req)
-    rows = await probes.page(db=database, actor=_actor(user), registration_id=_registration_id(req), limit=1,
-                             offset=0)
+    rows = await probes.page(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
+                             limit=1, offset=0)
     if not rows:
         raise NotFound("This registration has not been probed yet.")
     return json_response(_public(rows[0]))

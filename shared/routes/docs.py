@@ -1,4 +1,4 @@
-"""GET /api/openapi.json and the interactive documentation on GET /api/docs.
+"""The interactive documentation on GET /api/docs, over the document `shared.openapi` serves.
 
 The documentation is Swagger UI, vendored under shared/static so that every file the page loads
 comes from this app: it works offline and under a Content-Security-Policy that allows scripts
@@ -19,10 +19,12 @@ from pathlib import Path
 import azure.functions as func
 
 from shared.config import Settings, get_settings
+from shared.declare import NOT_MODIFIED, Answer, Call, Raw, Routes
 from shared.errors import NotFound
-from shared.http import JSON_TYPE, endpoint, standard_headers
+from shared.http import route_prefix, standard_headers
 
-blueprint = func.Blueprint()
+routes = Routes("docs")
+blueprint = routes.blueprint
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 JAVASCRIPT = "text/javascript; charset=utf-8"
@@ -91,9 +93,7 @@ def _asset_url(base: str, name: str) -> str:
 @lru_cache(maxsize=4)
 def page(settings: Settings) -> Content:
     """The HTML of /docs: Swagger UI's files and our start script, no inline code."""
-    from shared import openapi  # only when the docs are asked for: it is not needed to serve the API
-
-    base = f"/{openapi.route_prefix()}" if openapi.route_prefix() else ""
+    base = f"/{route_prefix()}" if route_prefix() else ""
     entra = settings.entra
     attributes = {
         "openapi-url": f"{base}/openapi.json",
@@ -121,7 +121,7 @@ def page(settings: Settings) -> Content:
     return Content(text.encode(), "text/html; charset=utf-8")
 
 
-def _send(req: func.HttpRequest, content: Content, cache_control: str, settings: Settings) -> func.HttpResponse:
+def send(req: func.HttpRequest, content: Content, cache_control: str, settings: Settings) -> func.HttpResponse:
     """200 with the body (gzipped when the client takes it), or 304 when the client holds this form."""
     compressed = "gzip" in (req.headers.get("Accept-Encoding") or "").lower()
     etag = f'"{content.digest}{"-gz" if compressed else ""}"'
@@ -143,29 +143,32 @@ def _send(req: func.HttpRequest, content: Content, cache_control: str, settings:
     return func.HttpResponse(body=body, status_code=200, headers=headers)
 
 
-@blueprint.route(route="openapi.json", methods=["GET"])
-@endpoint
-async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import openapi  # only when the document is asked for: it is not needed to serve the API
-
+@routes.declare(
+    "GET", "docs", access="anonymous", summary="Interactive documentation",
+    answers=(Answer(200, "Swagger UI over this document; every file it loads is served by the app itself.",
+                    Raw(("text/html",), {"type": "string"})),),
+    description="Open it in a browser. **Authorize** takes a bearer access token (or signs in with Entra ID "
+                "where the app registration allows this page's redirect URI), and **Try it out** calls this "
+                "same host.",
+)
+async def docs_page(call: Call[None, None]) -> func.HttpResponse:
     settings = get_settings()
-    return _send(req, Content(openapi.document(settings), JSON_TYPE), REVALIDATE, settings)
+    return send(call.req, page(settings), REVALIDATE, settings)
 
 
-@blueprint.route(route="docs", methods=["GET"])
-@endpoint
-async def docs_page(req: func.HttpRequest) -> func.HttpResponse:
-    settings = get_settings()
-    return _send(req, page(settings), REVALIDATE, settings)
-
-
-@blueprint.route(route="docs/{asset}", methods=["GET"])
-@endpoint
-async def docs_asset(req: func.HttpRequest) -> func.HttpResponse:
+@routes.declare(
+    "GET", "docs/{asset}", access="anonymous", summary="A file of the interactive documentation",
+    answers=(Answer(200, "One file of the interactive documentation, cacheable for a year when requested with its "
+                         "`?v=`.", Raw(("text/javascript", "text/css", "text/html", "text/plain"), {"type": "string"}),
+                    ("ETag",)), NOT_MODIFIED),
+    errors={404: "Not one of the documentation's files."}, path_values={"asset": tuple(ASSETS)},
+)
+async def docs_asset(call: Call[None, None]) -> func.HttpResponse:
+    req = call.req
     name = req.route_params.get("asset", "")
     if name not in ASSETS:
         raise NotFound("No such documentation file.")
     # Reading and compressing a file (the bundle takes ~45 ms, once per process) stays off the loop.
     content = await asyncio.to_thread(_prepared, name)
     cache_control = FOREVER if req.params.get("v") == content.digest else REVALIDATE
-    return _send(req, content, cache_control, get_settings())
+    return send(req, content, cache_control, get_settings())

@@ -1,13 +1,13 @@
 """The MCP Registry v0.1 feed that VS Code and GitHub Copilot read: `GET /api/v0.1/servers...`.
 
-Anonymous unless REGISTRY_FEED_AUTH=entra. Browsers may call it from any origin, so every
-answer carries CORS headers (errors included) and preflights are answered here, before any
-sign-in. Answers are cacheable for a minute and carry a strong ETag of their body.
+Anonymous unless REGISTRY_FEED_AUTH=entra (the `feed` access rule). Browsers may call it from
+any origin, so the operations are declared with `cors`: every answer carries CORS headers (errors
+included) and preflights are answered before any sign-in. Answers are cacheable for a minute and
+carry a strong ETag of their body.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -15,52 +15,38 @@ from dataclasses import dataclass
 import azure.functions as func
 from pydantic import BaseModel
 
-from shared.auth import authenticate
+from shared import texts
 from shared.config import get_settings
 from shared.db import database
+from shared.declare import NOT_MODIFIED, Answer, Call, Routes, Shape
 from shared.errors import NotFound
-from shared.http import FunctionEntry, empty_response, encoded_json_response, endpoint, parse_query
-from shared.schemas.feed import FeedQuery, ServerQuery, server_list, server_response
+from shared.http import empty_response, encoded_json_response
+from shared.schemas.feed import FeedQuery, ServerList, ServerQuery, ServerResponse, server_list, server_response
 from shared.services import feed
 
-blueprint = func.Blueprint()
+routes = Routes("feed")
+blueprint = routes.blueprint
 
 SERVERS = "v0.1/servers"
 # One catch-all serves `{serverName}/versions` and `{serverName}/versions/{version}`, whether the
 # name's slash arrives encoded or decoded (see _server_path). It takes at least one segment after
 # `servers`, so it never competes with SERVERS itself.
 SERVER = f"{SERVERS}/{{serverName}}/{{*rest}}"
-METHODS = ["GET", "OPTIONS"]
 _ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
-
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type",
-}
-PREFLIGHT_MAX_AGE = "86400"
 MAX_AGE_SECONDS = 60
+_ERRORS = texts.QUERY_422 | {503: texts.SIGNED_IN[503]}
+FEED_NOTE = """Part of the MCP Registry API v0.1 (use `https://<host>/api` as the registry URL in VS Code or
+GitHub Copilot). Anonymous unless the deployment sets `REGISTRY_FEED_AUTH=entra`. Only the
+**published revision** of non-deleted registrations appears (deleted ones too with
+`include_deleted=true`): an edit awaiting review, or a rejected one, leaves the previously approved
+revision live. `status` is `active` or `deprecated` (with `statusMessage`, which clients show). Every
+answer carries CORS headers for any origin, is cacheable for a minute and carries an `ETag`;
+`If-None-Match` with it answers 304. A query parameter with an empty value (`?limit=`) is absent, as
+on the Functions host."""
 
-
-def feed_edge(entry: FunctionEntry) -> FunctionEntry:
-    """Answer preflights without calling the handler, and put CORS headers on every answer."""
-
-    @functools.wraps(entry)
-    async def feed_entry(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-        if req.method.upper() == "OPTIONS":
-            response = empty_response(204, {"Access-Control-Max-Age": PREFLIGHT_MAX_AGE})
-        else:
-            response = await entry(req, context)
-        for name, value in CORS_HEADERS.items():
-            response.headers[name] = value
-        return response
-
-    return feed_entry
-
-
-async def _authorise(req: func.HttpRequest) -> None:
-    if get_settings().feed_auth == "entra":
-        await authenticate(req)
+SERVER_NAME_NOTE = """`serverName` is sent URL-encoded (`com.example%2Fweather`); Azure's front end decodes the
+`%2F` before the app sees it, so the name may equally arrive as two segments (`com.example/weather`):
+both are served."""
 
 
 def _cached(req: func.HttpRequest, body: BaseModel) -> func.HttpResponse:
@@ -105,28 +91,52 @@ def _server_path(head: str, rest: str) -> ServerPath | None:
     return ServerPath(name, version or None)
 
 
-@blueprint.route(route=SERVERS, methods=METHODS)
-@feed_edge
-@endpoint
-async def feed_servers(req: func.HttpRequest) -> func.HttpResponse:
-    await _authorise(req)
-    query = parse_query(req, FeedQuery)
-    rows, next_cursor = await feed.list_servers(db=database, query=query)
-    return _cached(req, server_list(rows, next_cursor))
+@routes.declare(
+    "GET", SERVERS, access="feed", cors=True, summary="List published MCP servers",
+    answers=(Answer(200, "One page of servers.", ServerList, ("ETag",)), NOT_MODIFIED), errors=_ERRORS,
+    query=FeedQuery,
+    description=FEED_NOTE + """
+
+Ordered by `server_name`, paged by an opaque, URL-safe `cursor` (`metadata.nextCursor`, absent on
+the last page) that also carries the first page's filters. `search` is a case-insensitive substring
+of the server name; one longer than 200 characters matches nothing (an empty page, not an error).
+`version=latest` is the same as no `version`: the listing shows each server's published version;
+another `version` lists servers whose published version it is. `include_deleted=true` also lists
+servers that were published and are now deleted, with status `deleted`. `updated_since` (RFC 3339,
+within the years 0001–9999 once converted to UTC) turns the listing into an incremental sync ordered
+by the time of public change (publication, deprecation, deletion; never an edit awaiting review),
+including entries deleted since then with status `deleted` (`include_deleted` is implied). Unknown
+query parameters are ignored.""",
+)
+async def feed_servers(call: Call[None, FeedQuery]) -> func.HttpResponse:
+    rows, next_cursor = await feed.list_servers(db=database, query=call.query)
+    return _cached(call.req, server_list(rows, next_cursor))
 
 
-@blueprint.route(route=SERVER, methods=METHODS)
-@feed_edge
-@endpoint
-async def feed_server(req: func.HttpRequest) -> func.HttpResponse:
+@routes.declare(
+    "GET", SERVER, access="feed", cors=True, query=ServerQuery, summary="", answers=(),
+    shapes=(
+        Shape("/v0.1/servers/{serverName}/versions", "feed_server_versions", "The versions of one server",
+              (Answer(200, "Every approved version, one per version string, oldest revision first; `isLatest` marks "
+                           "the published one (with `include_deleted=true`, deleted entries after them).", ServerList,
+                      ("ETag",)), NOT_MODIFIED),
+              _ERRORS | {404: "No published server has this name."}, FEED_NOTE + "\n\n" + SERVER_NAME_NOTE),
+        Shape("/v0.1/servers/{serverName}/versions/{version}", "feed_server_version", "One version of one server",
+              (Answer(200, "The server.", ServerResponse, ("ETag",)), NOT_MODIFIED),
+              _ERRORS | {404: "No published server has this name and version."},
+              FEED_NOTE + "\n\n" + SERVER_NAME_NOTE + " `version` may be `latest` (the published one); with "
+              "`include_deleted=true`, `latest` is the live entry, else the last one deleted."),
+    ),
+)
+async def feed_server(call: Call[None, ServerQuery]) -> func.HttpResponse:
     """`/versions` (a list) or `/versions/{version}` (one entry, `latest` allowed) of one server."""
-    await _authorise(req)
-    target = _server_path(req.route_params.get("serverName", ""), req.route_params.get("rest", ""))
+    params = call.req.route_params
+    target = _server_path(params.get("serverName", ""), params.get("rest", ""))
     if target is None:
         raise NotFound(feed.SERVER_NOT_FOUND)
-    deleted = bool(parse_query(req, ServerQuery).include_deleted)
+    deleted = bool(call.query.include_deleted)
     if target.version is None:
         rows = await feed.server_versions(db=database, name=target.name, include_deleted=deleted)
-        return _cached(req, server_list(rows, None))
+        return _cached(call.req, server_list(rows, None))
     row = await feed.server_version(db=database, name=target.name, version=target.version, include_deleted=deleted)
-    return _cached(req, server_response(row))
+    return _cached(call.req, server_response(row))

@@ -3,25 +3,42 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import azure.functions as func
+from pydantic import BaseModel, ConfigDict
 
 from shared.db import UNAVAILABLE_ERRORS, database
+from shared.declare import Answer, Call, Routes
 from shared.errors import ServiceUnavailable
-from shared.http import endpoint, json_response
+from shared.http import json_response
 
 HEALTH_TIMEOUT_SECONDS = 2.0
 DOWN_ERRORS: tuple[type[BaseException], ...] = (ServiceUnavailable, *UNAVAILABLE_ERRORS)
 
-blueprint = func.Blueprint()
+routes = Routes("health")
+blueprint = routes.blueprint
 # Checks given up on finish their clean-up here; the loop itself keeps only weak references.
 _abandoned: set[asyncio.Task[Any]] = set()
 
 
-@blueprint.route(route="health", methods=["GET"])
-@endpoint
-async def health(req: func.HttpRequest) -> func.HttpResponse:
+class HealthStatus(BaseModel):
+    """What `GET /health` answers, 200 or 503."""
+
+    # Only the document uses it: its schema is built then, not when the app starts.
+    model_config = ConfigDict(defer_build=True,
+                              json_schema_extra={"example": {"status": "healthy", "database": "connected"}})
+
+    status: Literal["healthy", "unhealthy"]
+    database: Literal["connected", "disconnected"]
+
+
+@routes.declare(
+    "GET", "health", access="anonymous", summary="Is the app up, and does its database answer?",
+    answers=(Answer(200, "The database answered within 2 s.", HealthStatus),
+             Answer(503, "The database did not answer within 2 s.", HealthStatus, ("Retry-After",))),
+)
+async def health(call: Call[None, None]) -> func.HttpResponse:
     check = asyncio.ensure_future(database.fetchval("SELECT 1"))
     # Not wait_for: it would also wait for the cancelled query's clean-up, and asyncpg's cancel
     # request to a hung server takes as long again, breaking the 2 s bound.

@@ -1,17 +1,16 @@
-"""Registration endpoints: parse, authorise, call the service, shape the response."""
+"""Registration endpoints: each declared once, its handler calling the service and shaping the answer."""
 
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 import azure.functions as func
 
-from shared.auth import CurrentUser, require_admin, require_user
+from shared import texts
 from shared.config import get_settings
 from shared.db import database
-from shared.errors import NotFound
-from shared.http import empty_response, endpoint, if_match_revision, json_response, parse_body, parse_query
+from shared.declare import Answer, Routes, SignedIn
+from shared.http import empty_response, if_match_revision, json_response
 from shared.schemas.registrations import (
     AuditLogEntry,
     AuditTrail,
@@ -23,22 +22,38 @@ from shared.schemas.registrations import (
     StatusChange,
 )
 from shared.services import audit, registrations, revisions
-from shared.services.registrations import Actor
 
-blueprint = func.Blueprint()
+routes = Routes("registrations")
+blueprint = routes.blueprint
 
 BY_ID = "registrations/{registration_id:guid}"
 
+_LINKS = {
+    name: {"operationId": operation, "parameters": {"registration_id": "$response.body#/registration_id"}}
+    for name, operation in (("GetRegistration", "registrations_get"), ("UpdateRegistration", "registrations_update"),
+                            ("DecideRegistration", "registrations_decide"),
+                            ("DeleteRegistration", "registrations_delete"), ("ReadAuditTrail", "registrations_audit"),
+                            ("ListRevisions", "revisions_list"))
+}
+_CREATE_EXAMPLE = {
+    "endpoint_url": "https://mcp.contoso.com/weather",
+    "endpoint_name": "Weather Tools",
+    "description": "Forecasts and alerts for any city.",
+    "owner_contact": "weather-team@contoso.com",
+    "available_tools": ["forecast", "alerts"],
+}
+_LIST_DESCRIPTION = """Newest first (`created_at`, ties by `registration_id`), `limit` at a time from `offset`;
+`total` counts the matches up to 10,000; when more match it reads 10,000 and `total_exact: false`
+is added (an exact count of hundreds of thousands of rows would cost more than the page).
 
-def actor_of(user: CurrentUser) -> Actor:
-    return Actor(user_id=user.user_id, is_admin=user.is_admin)
-
-
-def registration_id_of(req: func.HttpRequest) -> UUID:
-    try:
-        return UUID(req.route_params["registration_id"])
-    except (KeyError, ValueError):
-        raise NotFound("Registration not found.") from None
+- `search`: a case-insensitive substring of `endpoint_name`, `owner_contact`, `endpoint_url` or
+  `description`; `%` and `_` are literal characters, not wildcards; an empty `search` matches all.
+- `status` and `submitter_id` filter exactly.
+- Unknown query parameters are ignored; a known one with a bad value is 422."""
+_REVISIONS_NOTE = """Every create and every edit makes a new numbered revision holding the fields as submitted.
+The submitter and administrators see the latest revision; anyone else sees a registration only while
+it has a published revision, and then sees that revision's content with status `Approved` (its
+`revision`, `updated_at` and `ETag` too), never a pending or rejected edit."""
 
 
 def registration_response(row: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -47,20 +62,37 @@ def registration_response(row: Any, status: int = 200, headers: dict[str, str] |
     return json_response(registration, status, {"ETag": f'"{registration.revision}"', **(headers or {})})
 
 
-@blueprint.route(route="registrations", methods=["POST"])
-@endpoint
-async def registrations_create(req: func.HttpRequest) -> func.HttpResponse:
-    user = await require_user(req)
-    data = parse_body(req, RegistrationCreate)
-    row = await registrations.create(db=database, actor=actor_of(user), data=data, review=get_settings().review)
-    location = f"{req.url.split('?', 1)[0].rstrip('/')}/{row['registration_id']}"
+@routes.declare(
+    "POST", "registrations", access="user", summary="Submit an endpoint for approval",
+    answers=(Answer(201, "Created, `Pending`, revision 1, with its URL in `Location`.", RegistrationPublic,
+                    ("Location", "ETag#revision")),),
+    errors=texts.BODY | texts.NAMESPACE_422 | texts.PENDING_429 | {
+        409: "A live registration already has this `endpoint_url` (compared normalised) or `server_name`, as "
+             "its latest or its published revision."},
+    request=RegistrationCreate, request_example=_CREATE_EXAMPLE, links=_LINKS,
+    description="""`endpoint_url` must be `https` on a public host and is stored normalised (RFC 3986 section
+6: scheme and host lower-cased, trailing dot, default port and a trailing `/` on a non-root path
+dropped, percent-encoding normalised, dot-segments removed), so equivalent URLs collide (409); its
+field description lists every host, address range and query parameter that is refused, and
+`ALLOWED_ENDPOINT_NETWORKS` / `ALLOW_HTTP_ENDPOINTS` admit internal networks and http. Text fields
+refuse control, bidi, zero-width, private-use and separator characters; names and tool names are
+NFKC-normalised; `owner_contact` is ASCII. Every refusal is a 422 whose `detail` says what to send
+instead and whose `errors[].type` names the rule. Without `server_name` one is derived from the URL's host,
+reversed, and the slug of `endpoint_name` (`com.contoso.mcp/weather-tools`), with `-2`, `-3`… on a
+clash. An explicit `server_name` of anyone but an administrator must have the host's labels reversed
+(or a parent domain of at least two labels) as its namespace: `com.contoso.mcp/...` or
+`com.contoso/...` for `mcp.contoso.com`. Text fields are trimmed. The submission is revision 1,
+audited as `Created`.""",
+)
+async def registrations_create(call: SignedIn[RegistrationCreate, None]) -> func.HttpResponse:
+    row = await registrations.create(db=database, actor=call.actor, data=call.body, review=get_settings().review)
+    location = f"{call.req.url.split('?', 1)[0].rstrip('/')}/{row['registration_id']}"
     return registration_response(row, 201, {"Location": location})
 
 
-async def _list(req: func.HttpRequest, *, own_only: bool) -> func.HttpResponse:
-    user = await require_user(req)
-    query = parse_query(req, RegistrationQuery)
-    found = await registrations.list_page(db=database, actor=actor_of(user), query=query, own_only=own_only)
+async def _list(call: SignedIn[None, RegistrationQuery], *, own_only: bool) -> func.HttpResponse:
+    query = call.query
+    found = await registrations.list_page(db=database, actor=call.actor, query=query, own_only=own_only)
     # One validation call for the whole page: a model_validate per row costs ~15 % more CPU.
     page = RegistrationList.model_validate({
         "total": found.total, "total_exact": found.total_exact, "limit": query.limit, "offset": query.offset,
@@ -69,61 +101,111 @@ async def _list(req: func.HttpRequest, *, own_only: bool) -> func.HttpResponse:
     return json_response(page)
 
 
-@blueprint.route(route="registrations", methods=["GET"])
-@endpoint
-async def registrations_list(req: func.HttpRequest) -> func.HttpResponse:
-    return await _list(req, own_only=False)
+@routes.declare(
+    "GET", "registrations", access="user", summary="List the registrations the caller may see",
+    answers=(Answer(200, "One page of registrations.", RegistrationList),), errors=texts.QUERY_422,
+    query=RegistrationQuery,
+    description="An administrator sees every live registration and the caller their own, at their latest "
+                "revision; anyone else's appear only while published, at their published revision "
+                "(`status` `Approved`), and `search`, `status` and `total` apply to what the caller sees."
+                "\n\n" + _LIST_DESCRIPTION,
+)
+async def registrations_list(call: SignedIn[None, RegistrationQuery]) -> func.HttpResponse:
+    return await _list(call, own_only=False)
 
 
-@blueprint.route(route="registrations/my", methods=["GET"])
-@endpoint
-async def registrations_my(req: func.HttpRequest) -> func.HttpResponse:
-    return await _list(req, own_only=True)
+@routes.declare(
+    "GET", "registrations/my", access="user", summary="List the caller's own registrations",
+    answers=(Answer(200, "One page of the caller's registrations.", RegistrationList),), errors=texts.QUERY_422,
+    query=RegistrationQuery, description=_LIST_DESCRIPTION,
+)
+async def registrations_my(call: SignedIn[None, RegistrationQuery]) -> func.HttpResponse:
+    return await _list(call, own_only=True)
 
 
-@blueprint.route(route=BY_ID, methods=["GET"])
-@endpoint
-async def registrations_get(req: func.HttpRequest) -> func.HttpResponse:
-    user = await require_user(req)
-    row = await registrations.get(db=database, actor=actor_of(user), registration_id=registration_id_of(req))
+@routes.declare(
+    "GET", BY_ID, access="user", summary="One registration",
+    answers=(Answer(200, "The registration.", RegistrationPublic, ("ETag#revision",)),), errors={404: texts.INVISIBLE},
+    description=_REVISIONS_NOTE,
+)
+async def registrations_get(call: SignedIn[None, None]) -> func.HttpResponse:
+    row = await registrations.get(db=database, actor=call.actor, registration_id=call.path_id("registration_id"))
     return registration_response(row)
 
 
-@blueprint.route(route=BY_ID, methods=["PATCH"])
-@endpoint
-async def registrations_update(req: func.HttpRequest) -> func.HttpResponse:
-    user = await require_user(req)
-    registration_id = registration_id_of(req)
-    data = parse_body(req, RegistrationUpdate)
-    if_match = if_match_revision(req)
-    row = await revisions.update(db=database, actor=actor_of(user), registration_id=registration_id, data=data,
-                                 if_match=if_match, review=get_settings().review)
+@routes.declare(
+    "PATCH", BY_ID, access="user", summary="Edit a registration",
+    answers=(Answer(200, "The registration at its new revision.", RegistrationPublic, ("ETag#revision",)),),
+    errors=texts.BODY | texts.NAMESPACE_422 | texts.STALE_412 | texts.PENDING_429 | {
+        403: texts.VISIBLE_403,
+        404: texts.INVISIBLE,
+        409: "Another live registration already has this `endpoint_url` or `server_name` (latest or published)."},
+    request=RegistrationUpdate, request_example={"description": "Forecasts, alerts and radar images."},
+    request_headers=("If-Match",),
+    description="""Any non-empty subset of the submission's fields; only `description` may be `null` (to
+clear it). An empty object `{}` is 422. The fields follow the same rules as on submission. The
+edit is a new `Pending` revision, whoever makes it
+(clearing `approver_id`, `approved_at`, `status_reason`; a pending revision it replaces becomes
+`Superseded`); the published revision, if any, stays live in the feed until the new one is approved.
+Where `REVIEW_ALLOW_SELF_APPROVAL=true`, an administrator's edit of a registration whose latest
+revision is approved is approved and published at once. With `If-Match: "<revision>"` the edit
+applies only to that revision (412 otherwise: no lost updates). An edit changing `endpoint_url` or
+`server_name` keeps the pair within the namespace rule (see create) for anyone but an administrator.
+Audited as `Updated` with each changed field's `old` and `new` value (cut at 512 characters).""",
+)
+async def registrations_update(call: SignedIn[RegistrationUpdate, None]) -> func.HttpResponse:
+    row = await revisions.update(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
+                                 data=call.body, if_match=if_match_revision(call.req), review=get_settings().review)
     return registration_response(row)
 
 
-@blueprint.route(route=f"{BY_ID}/status", methods=["PATCH"])
-@endpoint
-async def registrations_decide(req: func.HttpRequest) -> func.HttpResponse:
-    admin = await require_admin(req)
-    registration_id = registration_id_of(req)
-    change = parse_body(req, StatusChange)
-    if_match = if_match_revision(req)
-    row = await revisions.decide(db=database, actor=actor_of(admin), registration_id=registration_id, change=change,
-                                 if_match=if_match, review=get_settings().review)
+@routes.declare(
+    "PATCH", f"{BY_ID}/status", access="admin", summary="Approve or reject a pending revision",
+    answers=(Answer(200, "The decided registration.", RegistrationPublic, ("ETag#revision",)),),
+    errors=texts.BODY | texts.BODY_422 | texts.STALE_412 | {
+        403: "The caller is not an administrator, or submitted this revision themselves (unless "
+             "`REVIEW_ALLOW_SELF_APPROVAL=true`).",
+        404: "No live registration has this id.",
+        409: "The latest revision is no longer `Pending`: it was already decided.",
+        412: "`If-Match` or the body's `revision` names a revision that is no longer the latest (or they "
+             "disagree, or `If-Match` is not a revision number); nothing changed.",
+        428: "Neither `If-Match` nor `revision` names the revision, and `REVIEW_REQUIRE_MATCH=true`."},
+    request=StatusChange, request_example={"status": "Approved", "reason": "Reviewed by the platform team.",
+                                           "revision": 1},
+    request_headers=("If-Match",),
+    description="""Decides one revision: the one `If-Match: "<revision>"` or the body's `revision` names,
+which must be the latest and `Pending`; without either, the latest revision if it is `Pending` (unless
+`REVIEW_REQUIRE_MATCH=true`: 428). Sets `status`, `approver_id`, `approved_at` and `status_reason`.
+Approving publishes the revision in the feed (a deprecated registration stays deprecated; one
+published for the first time is `active`); rejecting leaves the published revision, if any, live.
+Audited as `Approved` or `Rejected` with the revision's `endpoint_url`, `server_name` and `version`.""",
+)
+async def registrations_decide(call: SignedIn[StatusChange, None]) -> func.HttpResponse:
+    row = await revisions.decide(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
+                                 change=call.body, if_match=if_match_revision(call.req), review=get_settings().review)
     return registration_response(row)
 
 
-@blueprint.route(route=BY_ID, methods=["DELETE"])
-@endpoint
-async def registrations_delete(req: func.HttpRequest) -> func.HttpResponse:
-    admin = await require_admin(req)
-    await registrations.delete(db=database, actor=actor_of(admin), registration_id=registration_id_of(req))
+@routes.declare(
+    "DELETE", BY_ID, access="admin", summary="Delete a registration",
+    answers=(Answer(204, texts.NO_CONTENT),),
+    errors={404: "No live registration has this id (it never existed or is already deleted)."},
+    description="Soft delete: the row and its audit trail stay, audited as `Deleted`; the `endpoint_url` "
+                "and `server_name` become free for a new submission. The feed's incremental sync reports "
+                "it as `deleted`.",
+)
+async def registrations_delete(call: SignedIn[None, None]) -> func.HttpResponse:
+    await registrations.delete(db=database, actor=call.actor, registration_id=call.path_id("registration_id"))
     return empty_response(204)
 
 
-@blueprint.route(route=f"{BY_ID}/audit", methods=["GET"])
-@endpoint
-async def registrations_audit(req: func.HttpRequest) -> func.HttpResponse:
-    user = await require_user(req)
-    rows = await audit.trail(db=database, actor=actor_of(user), registration_id=registration_id_of(req))
+@routes.declare(
+    "GET", f"{BY_ID}/audit", access="user", summary="The audit trail of a registration",
+    answers=(Answer(200, "Every entry, oldest first.", AuditTrail),),
+    errors={403: texts.NOT_SUBMITTER, 404: "No registration has this id, or the caller may not see it."},
+    description="For administrators and the submitter. Every entry names the revision it is about. Deleted "
+                "registrations keep their trail and can still be read here.",
+)
+async def registrations_audit(call: SignedIn[None, None]) -> func.HttpResponse:
+    rows = await audit.trail(db=database, actor=call.actor, registration_id=call.path_id("registration_id"))
     return json_response(AuditTrail(results=[AuditLogEntry.model_validate(dict(row)) for row in rows]))

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.auth import require_admin, require_user
+from shared import texts
 from shared.db import database
+from shared.declare import Answer, Call, Routes, SignedIn
 from shared.errors import NotFound
-from shared.http import endpoint, json_response, parse_body
-from shared.routes.registrations import BY_ID, actor_of, registration_id_of, registration_response
+from shared.http import json_response
+from shared.routes.registrations import BY_ID, registration_response
+from shared.schemas.registrations import RegistrationPublic
 from shared.schemas.revisions import PublicationChange, Revision, RevisionList
 from shared.services import publication, revisions
 
-blueprint = func.Blueprint()
+routes = Routes("registrations")
+blueprint = routes.blueprint
 
 REVISIONS = f"{BY_ID}/revisions"
 REVISION = f"{REVISIONS}/{{revision:int}}"
 _MAX_REVISION = 2_147_483_647
 
 
-def _revision_number(req: func.HttpRequest) -> int:
+def _revision_number(call: Call[None, None]) -> int:
     try:
-        number = int(req.route_params["revision"])
+        number = int(call.req.route_params["revision"])
     except (KeyError, ValueError):
         number = 0
     if not 1 <= number <= _MAX_REVISION:
@@ -29,38 +32,55 @@ def _revision_number(req: func.HttpRequest) -> int:
     return number
 
 
-@blueprint.route(route=REVISIONS, methods=["GET"])
-@endpoint
-async def revisions_list(req: func.HttpRequest) -> func.HttpResponse:
-    user = await require_user(req)
-    rows = await revisions.revisions(db=database, actor=actor_of(user), registration_id=registration_id_of(req))
+@routes.declare(
+    "GET", REVISIONS, access="user", summary="The revisions of a registration",
+    answers=(Answer(200, "Every revision, oldest first.", RevisionList),),
+    errors={403: texts.VISIBLE_403, 404: texts.INVISIBLE},
+    description="For administrators and the submitter: each revision as submitted, and its decision.",
+)
+async def revisions_list(call: SignedIn[None, None]) -> func.HttpResponse:
+    rows = await revisions.revisions(db=database, actor=call.actor, registration_id=call.path_id("registration_id"))
     return json_response(RevisionList.model_validate({"results": [dict(row) for row in rows]}))
 
 
-@blueprint.route(route=REVISION, methods=["GET"])
-@endpoint
-async def revisions_get(req: func.HttpRequest) -> func.HttpResponse:
-    user = await require_user(req)
-    rows = await revisions.revisions(db=database, actor=actor_of(user), registration_id=registration_id_of(req),
-                                     revision=_revision_number(req))
+@routes.declare(
+    "GET", REVISION, access="user", summary="One revision of a registration",
+    answers=(Answer(200, "The revision.", Revision),),
+    errors={403: texts.VISIBLE_403,
+            404: "No live registration has this id, the caller may not see it, or it has no such revision."},
+)
+async def revisions_get(call: SignedIn[None, None]) -> func.HttpResponse:
+    rows = await revisions.revisions(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
+                                     revision=_revision_number(call))
     return json_response(Revision.model_validate(dict(rows[0])))
 
 
-@blueprint.route(route=f"{REVISION}/publish", methods=["POST"])
-@endpoint
-async def revisions_publish(req: func.HttpRequest) -> func.HttpResponse:
-    admin = await require_admin(req)
-    row = await publication.publish(db=database, actor=actor_of(admin), registration_id=registration_id_of(req),
-                                    revision=_revision_number(req))
+@routes.declare(
+    "POST", f"{REVISION}/publish", access="admin", summary="Publish an earlier approved revision again (rollback)",
+    answers=(Answer(200, "The registration, now publishing that revision.", RegistrationPublic, ("ETag#revision",)),),
+    errors={404: "No live registration has this id, or it has no such revision.",
+            409: "The revision was never approved, or another live registration holds its `endpoint_url` or "
+                 "`server_name`."},
+    description="The feed serves that revision from now on; the latest revision and its status do not change. "
+                "Audited as `Published`.",
+)
+async def revisions_publish(call: SignedIn[None, None]) -> func.HttpResponse:
+    row = await publication.publish(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
+                                    revision=_revision_number(call))
     return registration_response(row)
 
 
-@blueprint.route(route=f"{BY_ID}/publication", methods=["PATCH"])
-@endpoint
-async def registrations_publication(req: func.HttpRequest) -> func.HttpResponse:
-    admin = await require_admin(req)
-    registration_id = registration_id_of(req)
-    change = parse_body(req, PublicationChange)
-    row = await publication.set_publication(db=database, actor=actor_of(admin), registration_id=registration_id,
-                                            change=change)
+@routes.declare(
+    "PATCH", f"{BY_ID}/publication", access="admin", summary="Deprecate or reactivate the published revision",
+    answers=(Answer(200, "The registration.", RegistrationPublic, ("ETag#revision",)),),
+    errors=texts.BODY | texts.BODY_422 | {404: "No live registration has this id.",
+                                          409: "Nothing of this registration is published yet."},
+    request=PublicationChange,
+    request_example={"publication": "deprecated", "message": "Use com.contoso/weather-v2 instead."},
+    description="A deprecated server stays in the feed with `status: deprecated` and `statusMessage` (the "
+                "`message`), which clients show. Audited as `Deprecated` or `Reactivated`.",
+)
+async def registrations_publication(call: SignedIn[PublicationChange, None]) -> func.HttpResponse:
+    row = await publication.set_publication(db=database, actor=call.actor, change=call.body,
+                                            registration_id=call.path_id("registration_id"))
     return registration_response(row)

@@ -2,45 +2,51 @@
 
 from __future__ import annotations
 
-import uuid
-
 import azure.functions as func
 
-from shared.auth import require_user, sign_in
+from shared import texts
 from shared.db import database
+from shared.declare import Answer, Routes, SignedIn
 from shared.errors import Forbidden, NotFound
-from shared.http import endpoint, json_response
+from shared.http import json_response
 from shared.schemas.users import UserPublic
 from shared.services import users
 
-blueprint = func.Blueprint()
+routes = Routes("users")
+blueprint = routes.blueprint
+
+NO_SUCH_USER = texts.UNKNOWN_ID["user_id"]
 
 
-@blueprint.route(route="users", methods=["POST"])
-@endpoint
-async def users_sign_in(req: func.HttpRequest) -> func.HttpResponse:
-    _, row, created = await sign_in(req)
-    return json_response(UserPublic.model_validate(row), 201 if created else 200)
+@routes.declare(
+    "POST", "users", access="user", summary="Sign in: create or refresh the caller's user",
+    answers=(Answer(201, "The caller's user was created.", UserPublic),
+             Answer(200, "The caller's user existed; its name, e-mail and `is_admin` were refreshed from the token.",
+                    UserPublic)),
+    description="Takes no body: everything comes from the token. `is_admin` follows the token on every call.",
+)
+async def users_sign_in(call: SignedIn[None, None]) -> func.HttpResponse:
+    return json_response(UserPublic.model_validate(call.account), 201 if call.created else 200)
 
 
-@blueprint.route(route="users/me", methods=["GET"])
-@endpoint
-async def users_get_me(req: func.HttpRequest) -> func.HttpResponse:
-    _, row, _ = await sign_in(req)
-    return json_response(UserPublic.model_validate(row))
+@routes.declare(
+    "GET", "users/me", access="user", summary="The caller's own user",
+    answers=(Answer(200, "The caller's user (created on first use).", UserPublic),),
+)
+async def users_get_me(call: SignedIn[None, None]) -> func.HttpResponse:
+    return json_response(UserPublic.model_validate(call.account))
 
 
-@blueprint.route(route="users/{user_id:guid}", methods=["GET"])
-@endpoint
-async def users_get(req: func.HttpRequest) -> func.HttpResponse:
-    caller = await require_user(req)
-    try:
-        user_id = uuid.UUID(req.route_params.get("user_id", ""))
-    except ValueError:
-        raise NotFound("No user has this id.") from None
-    if not caller.is_admin and user_id != caller.user_id:
+@routes.declare(
+    "GET", "users/{user_id:guid}", access="user", summary="One user, for administrators or that user",
+    answers=(Answer(200, "The user.", UserPublic),),
+    errors={403: "The caller is neither an administrator nor this user.", 404: NO_SUCH_USER},
+)
+async def users_get(call: SignedIn[None, None]) -> func.HttpResponse:
+    user_id = call.path_id("user_id")
+    if not call.user.is_admin and user_id != call.user.user_id:
         raise Forbidden("Only administrators may read another user.")
     row = await users.get_user(db=database, user_id=user_id)
     if row is None:
-        raise NotFound("No user has this id.")
+        raise NotFound(NO_SUCH_USER)
     return json_response(UserPublic.model_validate(row))

@@ -1,0 +1,294 @@
+"""One declaration per HTTP operation, beside its handler, in the manner of FastAPI's path operations.
+
+    routes = Routes("users")        # a Functions blueprint, and the tag of its operations
+
+    @routes.declare("GET", "users/me", access="user", summary="The caller's own user",
+                    answers=(Answer(200, "The caller's user.", UserPublic),))
+    async def users_get_me(call: SignedIn[None, None]) -> func.HttpResponse:
+        return json_response(UserPublic.model_validate(call.account))
+
+The declaration is the single source of the Functions trigger (it calls `blueprint.route` itself,
+so the host indexes a plain HTTP trigger named after the handler), of the access rule that is
+enforced before the handler runs, of the body and query models the handler receives parsed, and of
+what the OpenAPI document says (the 401, 403 and 503 of a signed-in operation follow from its
+access rule; `errors` adds the rest): `shared.openapi` builds the document by walking every
+module's `routes.operations`.
+
+Access rules: `anonymous`; `user` (a signed-in user, whose users row is created or refreshed);
+`admin` (a signed-in administrator, 403 otherwise); `feed` (anonymous unless
+`REGISTRY_FEED_AUTH=entra`, then a valid user token, without the users row).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Generic, Literal, TypeVar, cast, overload
+from uuid import UUID
+
+import azure.functions as func
+from azure.functions.decorators.function_app import FunctionBuilder
+from pydantic import BaseModel
+
+from shared import texts
+from shared.auth import NOT_ADMIN, CurrentUser, authenticate, sign_in
+from shared.config import get_settings
+from shared.errors import Forbidden, NotFound
+from shared.http import FunctionEntry, empty_response, endpoint, parse_body, parse_query
+from shared.services.registrations import Actor
+from shared.services.users import UserRow
+
+Access = Literal["anonymous", "user", "admin", "feed"]
+Body = TypeVar("Body")
+Query = TypeVar("Query")
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+}
+PREFLIGHT_MAX_AGE = "86400"
+_NONE: Mapping[Any, Any] = MappingProxyType({})
+_UNREAD = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A model named by module and class, imported on first use: the attestation models (and what
+    they pull in) stay out of `import function_app`."""
+
+    module: str
+    name: str
+
+    def resolve(self) -> type[BaseModel]:
+        return _imported(self.module, self.name)
+
+
+@functools.cache
+def _imported(module: str, name: str) -> type[BaseModel]:
+    model = getattr(importlib.import_module(module), name)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"{module}.{name} is not a pydantic model")
+    return model
+
+
+Model = type[BaseModel] | Deferred
+
+
+def resolve(model: Model) -> type[BaseModel]:
+    return model.resolve() if isinstance(model, Deferred) else model
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A body that no model describes: the media types it comes in and one JSON Schema for all."""
+
+    media_types: tuple[str, ...]
+    schema: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One documented non-error answer of an operation."""
+
+    status: int
+    description: str
+    body: Model | Raw | None = None
+    headers: tuple[str, ...] = ()
+
+
+# The answer of an operation whose `ETag` the client sent back in `If-None-Match`.
+NOT_MODIFIED = Answer(304, texts.NOT_MODIFIED, None, ("ETag",))
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """One shape of path that a catch-all trigger serves, documented as an operation of its own."""
+
+    path: str
+    name: str
+    summary: str
+    answers: tuple[Answer, ...]
+    errors: Mapping[int, str]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One documented operation: its Functions route, method and function name, who may call it, and
+    what it takes and answers. `errors` maps each problem+json status it can answer to what it means."""
+
+    route: str
+    method: str
+    function: str
+    summary: str
+    tag: str
+    access: Access
+    answers: tuple[Answer, ...]
+    errors: Mapping[int, str] = field(default_factory=dict)
+    request: type[BaseModel] | None = None
+    request_example: Mapping[str, Any] | None = None
+    query: Model | None = None
+    description: str = ""
+    cors: bool = False
+    links: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Values a path parameter takes, listed in the document.
+    path_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Request headers the operation reads, by their `texts.REQUEST_HEADERS` entry.
+    request_headers: tuple[str, ...] = ()
+    # Under a catch-all trigger: the documented path (OpenAPI form) and operationId of this shape.
+    path: str | None = None
+    name: str | None = None
+
+
+
+# Slots and no freezing: a handler's argument is built on every request, and a frozen dataclass
+# takes about three times as long to build.
+@dataclass(slots=True)
+class Call(Generic[Body, Query]):
+    """What a handler receives: the request, and its body and query parsed by the declared models
+    (None where none is declared)."""
+
+    req: func.HttpRequest
+    body: Body
+    query_model: Model | None = field(default=None, kw_only=True, repr=False)
+    _query: Any = field(default=_UNREAD, init=False, repr=False)
+
+    @property
+    def query(self) -> Query:
+        """Parsed on first read, where the handler reads it: a catch-all that first finds its path is
+        not one it serves answers 404 before a bad query value's 422, as the feed always has."""
+        if self._query is _UNREAD:
+            model = self.query_model
+            self._query = None if model is None else parse_query(self.req, resolve(model))
+        return cast(Query, self._query)
+
+    def path_id(self, name: str) -> UUID:
+        """A `{name:guid}` route parameter. The host routes only GUIDs here; a form it takes and
+        Python does not is answered as an unknown id."""
+        try:
+            return UUID(self.req.route_params[name])
+        except (KeyError, ValueError):
+            raise NotFound(texts.UNKNOWN_ID[name]) from None
+
+
+@dataclass(slots=True)
+class SignedIn(Call[Body, Query]):
+    """What a `user` or `admin` handler receives: also the caller, and their users row."""
+
+    user: CurrentUser
+    account: UserRow
+    # Whether this request created the caller's users row.
+    created: bool
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user.user_id, is_admin=self.user.is_admin)
+
+
+Handler = Callable[[Any], Awaitable[func.HttpResponse]]
+SignedInHandler = Callable[[SignedIn[Any, Any]], Awaitable[func.HttpResponse]]
+AnonymousHandler = Callable[[Call[Any, Any]], Awaitable[func.HttpResponse]]
+
+
+def cors_edge(entry: FunctionEntry) -> FunctionEntry:
+    """Answer preflights without calling the handler, and put CORS headers on every answer."""
+
+    @functools.wraps(entry)
+    async def cors_entry(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        if req.method.upper() == "OPTIONS":
+            response = empty_response(204, {"Access-Control-Max-Age": PREFLIGHT_MAX_AGE})
+        else:
+            response = await entry(req, context)
+        for name, value in CORS_HEADERS.items():
+            response.headers[name] = value
+        return response
+
+    return cors_entry
+
+
+def _invoker(operation: Operation, handler: Handler) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
+    """The access check, then the parsing the declaration promises, then the handler."""
+    access, request, query = operation.access, operation.request, operation.query
+
+    async def invoke(req: func.HttpRequest) -> func.HttpResponse:
+        if access == "user" or access == "admin":
+            user, account, created = await sign_in(req)
+            if access == "admin" and not user.is_admin:
+                raise Forbidden(NOT_ADMIN)
+            return await handler(SignedIn(req, parse_body(req, request) if request else None, user, account, created,
+                                          query_model=query))
+        if access == "feed" and get_settings().feed_auth == "entra":
+            await authenticate(req)
+        return await handler(Call(req, parse_body(req, request) if request else None, query_model=query))
+
+    invoke.__name__, invoke.__qualname__ = handler.__name__, handler.__qualname__
+    invoke.__module__, invoke.__doc__ = handler.__module__, handler.__doc__
+    return invoke
+
+
+def _documented(operation: Operation, shapes: tuple[Shape, ...]) -> list[Operation]:
+    """The operations the document lists for one declaration: each shape (or the declaration itself),
+    then, where browsers may call it from any origin, the preflight of each."""
+    main = [replace(operation, path=shape.path, name=shape.name, summary=shape.summary, answers=shape.answers,
+                    errors=shape.errors, description=shape.description) for shape in shapes] or [operation]
+    if not operation.cors:
+        return main
+    preflight = Answer(204, "CORS preflight answered for any origin, without authentication.")
+    return [*main, *(replace(item, method="OPTIONS", summary="CORS preflight", access="anonymous",
+                             answers=(preflight,), errors={}, request=None, request_example=None, query=None,
+                             description="", links={}) for item in main)]
+
+
+class Routes:
+    """A Functions blueprint whose HTTP triggers are declared with `declare`, one tag for all."""
+
+    def __init__(self, tag: str) -> None:
+        self.blueprint = func.Blueprint()
+        self.tag = tag
+        # What the document lists for the declarations so far, in their order.
+        self.operations: list[Operation] = []
+
+    @overload
+    def declare(self, method: str, route: str, *, access: Literal["user", "admin"], summary: str,
+                answers: tuple[Answer, ...], errors: Mapping[int, str] = ..., request: type[BaseModel] | None = ...,
+                request_example: Mapping[str, Any] | None = ..., query: Model | None = ..., description: str = ...,
+                links: Mapping[str, Mapping[str, Any]] = ..., path_values: Mapping[str, tuple[str, ...]] = ...,
+                request_headers: tuple[str, ...] = ..., cors: bool = ..., shapes: tuple[Shape, ...] = ...,
+                ) -> Callable[[SignedInHandler], FunctionBuilder]: ...
+
+    @overload
+    def declare(self, method: str, route: str, *, access: Literal["anonymous", "feed"], summary: str,
+                answers: tuple[Answer, ...], errors: Mapping[int, str] = ..., request: type[BaseModel] | None = ...,
+                request_example: Mapping[str, Any] | None = ..., query: Model | None = ..., description: str = ...,
+                links: Mapping[str, Mapping[str, Any]] = ..., path_values: Mapping[str, tuple[str, ...]] = ...,
+                request_headers: tuple[str, ...] = ..., cors: bool = ..., shapes: tuple[Shape, ...] = ...,
+                ) -> Callable[[AnonymousHandler], FunctionBuilder]: ...
+
+    def declare(self, method: str, route: str, *, access: Access, summary: str, answers: tuple[Answer, ...],
+                errors: Mapping[int, str] = _NONE, request: type[BaseModel] | None = None,
+                request_example: Mapping[str, Any] | None = None, query: Model | None = None, description: str = "",
+                links: Mapping[str, Mapping[str, Any]] = _NONE, path_values: Mapping[str, tuple[str, ...]] = _NONE,
+                request_headers: tuple[str, ...] = (), cors: bool = False, shapes: tuple[Shape, ...] = (),
+                ) -> Callable[[Handler], FunctionBuilder]:
+        """The trigger of `method route`, served by the decorated handler under the access rule, and
+        documented as declared; with `cors`, preflights too, answered before any sign-in."""
+
+        def register(handler: Handler) -> FunctionBuilder:
+            operation = Operation(
+                route=route, method=method, function=handler.__name__, summary=summary, tag=self.tag, access=access,
+                answers=answers, errors=errors, request=request, request_example=request_example, query=query,
+                description=description, cors=cors, links=links, path_values=path_values,
+                request_headers=request_headers)
+            entry = endpoint(_invoker(operation, handler))
+            methods = [method, "OPTIONS"] if cors else [method]
+            self.operations.extend(_documented(operation, shapes))
+            builder: FunctionBuilder = self.blueprint.route(route=route, methods=methods)(cors_edge(entry) if cors
+                                                                                          else entry)
+            return builder
+
+        return register
+
