@@ -14,7 +14,8 @@ from azure.functions.decorators.http import HttpTrigger
 from openapi_spec_validator import validate
 
 import function_app
-from shared import openapi, texts
+from shared import openapi
+from shared.auth import NOT_ADMIN
 from shared.config import Settings
 from shared.routes import docs
 from tests.registry import assert_problem, submit
@@ -294,7 +295,7 @@ def test_every_operation_enforces_its_documented_access_rule(
             assert str(response.status_code) in operation["responses"], (method, path, name, response.text)
             statuses[name] = response.status_code
             if access == "admin" and name == "user":
-                assert_problem(response, 403, texts.PROBLEM_EXAMPLES[403])
+                assert_problem(response, 403, NOT_ADMIN)
         refused = {name for name, status in statuses.items() if status in (401, 403)}
         expected = {"anonymous": set(), "user": {"anonymous"}, "admin": {"anonymous", "user"}}[access]
         assert refused == expected, (method, path, statuses)
