@@ -24,9 +24,8 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Generic, Literal, TypeVar, cast, overload
+from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast, overload
 from uuid import UUID
 
 import azure.functions as func
@@ -55,8 +54,7 @@ _NONE: Mapping[Any, Any] = MappingProxyType({})
 _UNREAD = object()
 
 
-@dataclass(frozen=True, slots=True)
-class Deferred:
+class Deferred(NamedTuple):
     """A model named by module and class, imported on first use: the attestation models (and what
     they pull in) stay out of `import function_app`."""
 
@@ -82,16 +80,14 @@ def resolve(model: Model) -> type[BaseModel]:
     return model.resolve() if isinstance(model, Deferred) else model
 
 
-@dataclass(frozen=True, slots=True)
-class Raw:
+class Raw(NamedTuple):
     """A body that no model describes: the media types it comes in and one JSON Schema for all."""
 
     media_types: tuple[str, ...]
     schema: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """One documented non-error answer of an operation."""
 
     status: int
@@ -104,8 +100,7 @@ class Answer:
 NOT_MODIFIED = Answer(304, texts.NOT_MODIFIED, None, ("ETag",))
 
 
-@dataclass(frozen=True, slots=True)
-class Shape:
+class Shape(NamedTuple):
     """One shape of path that a catch-all trigger serves, documented as an operation of its own."""
 
     path: str
@@ -116,8 +111,7 @@ class Shape:
     description: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
+class Operation(NamedTuple):
     """One documented operation: its Functions route, method and function name, who may call it, and
     what it takes and answers. `errors` maps each problem+json status it can answer to what it means."""
 
@@ -128,15 +122,15 @@ class Operation:
     tag: str
     access: Access
     answers: tuple[Answer, ...]
-    errors: Mapping[int, str] = field(default_factory=dict)
+    errors: Mapping[int, str] = _NONE
     request: type[BaseModel] | None = None
     request_example: Mapping[str, Any] | None = None
     query: Model | None = None
     description: str = ""
     cors: bool = False
-    links: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    links: Mapping[str, Mapping[str, Any]] = _NONE
     # Values a path parameter takes, listed in the document.
-    path_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    path_values: Mapping[str, tuple[str, ...]] = _NONE
     # Request headers the operation reads, by their `texts.REQUEST_HEADERS` entry.
     request_headers: tuple[str, ...] = ()
     # Under a catch-all trigger: the documented path (OpenAPI form) and operationId of this shape.
@@ -147,15 +141,19 @@ class Operation:
 
 # Slots and no freezing: a handler's argument is built on every request, and a frozen dataclass
 # takes about three times as long to build.
-@dataclass(slots=True)
 class Call(Generic[Body, Query]):
     """What a handler receives: the request, and its body and query parsed by the declared models
     (None where none is declared)."""
 
-    req: func.HttpRequest
-    body: Body
-    query_model: Model | None = field(default=None, kw_only=True, repr=False)
-    _query: Any = field(default=_UNREAD, init=False, repr=False)
+    # A plain slotted class: built on every request, and a class made by `dataclass` costs the
+    # app's import a millisecond each.
+    __slots__ = ("_query", "body", "query_model", "req")
+
+    def __init__(self, req: func.HttpRequest, body: Body, *, query_model: Model | None = None) -> None:
+        self.req = req
+        self.body = body
+        self.query_model = query_model
+        self._query: Any = _UNREAD
 
     @property
     def query(self) -> Query:
@@ -175,14 +173,18 @@ class Call(Generic[Body, Query]):
             raise NotFound(texts.UNKNOWN_ID[name]) from None
 
 
-@dataclass(slots=True)
 class SignedIn(Call[Body, Query]):
-    """What a `user` or `admin` handler receives: also the caller, and their users row."""
+    """What a `user` or `admin` handler receives: also the caller, and their users row (`created`:
+    whether this request created it)."""
 
-    user: CurrentUser
-    account: UserRow
-    # Whether this request created the caller's users row.
-    created: bool
+    __slots__ = ("account", "created", "user")
+
+    def __init__(self, req: func.HttpRequest, body: Body, user: CurrentUser, account: UserRow, created: bool, *,
+                 query_model: Model | None = None) -> None:
+        super().__init__(req, body, query_model=query_model)
+        self.user = user
+        self.account = account
+        self.created = created
 
     @property
     def actor(self) -> Actor:
@@ -233,12 +235,12 @@ def _invoker(operation: Operation, handler: Handler) -> Callable[[func.HttpReque
 def _documented(operation: Operation, shapes: tuple[Shape, ...]) -> list[Operation]:
     """The operations the document lists for one declaration: each shape (or the declaration itself),
     then, where browsers may call it from any origin, the preflight of each."""
-    main = [replace(operation, path=shape.path, name=shape.name, summary=shape.summary, answers=shape.answers,
+    main = [operation._replace(path=shape.path, name=shape.name, summary=shape.summary, answers=shape.answers,
                     errors=shape.errors, description=shape.description) for shape in shapes] or [operation]
     if not operation.cors:
         return main
     preflight = Answer(204, "CORS preflight answered for any origin, without authentication.")
-    return [*main, *(replace(item, method="OPTIONS", summary="CORS preflight", access="anonymous",
+    return [*main, *(item._replace(method="OPTIONS", summary="CORS preflight", access="anonymous",
                              answers=(preflight,), errors={}, request=None, request_example=None, query=None,
                              description="", links={}) for item in main)]
 
