@@ -174,14 +174,24 @@ is added (an exact count of hundreds of thousands of rows would cost more than t
 - `search`: a case-insensitive substring of `endpoint_name`, `owner_contact`, `endpoint_url` or
   `description`; `%` and `_` are literal characters, not wildcards; an empty `search` matches all.
 - `status` and `submitter_id` filter exactly.
+- Administrators only (anyone else gets 403 rather than a silently unfiltered list), on the
+  `attestation` summary: `outcome` (of the latest probe), `drifted` (`true`: the published
+  revision drifted from its baseline and no one accepted it yet; `false`: it did not), `findings`
+  (`high`, `medium` or `low`: the latest probe has at least one finding of that severity).
 - Unknown query parameters are ignored; a known one with a bad value is 422."""
+
+_FILTER_403 = {403: "`outcome`, `drifted` or `findings` from a caller who is not an administrator (or the token may "
+                    "not be used here)."}
 
 _FEED_NOTE = """Part of the MCP Registry API v0.1 (use `https://<host>/api` as the registry URL in VS Code or
 GitHub Copilot). Anonymous unless the deployment sets `REGISTRY_FEED_AUTH=entra`. Only the
 **published revision** of non-deleted registrations appears (deleted ones too with
 `include_deleted=true`): an edit awaiting review, or a rejected one, leaves the previously approved
-revision live. `status` is `active` or `deprecated` (with `statusMessage`, which clients show). Every
-answer carries CORS headers for any origin, is cacheable for a minute and carries an `ETag`;
+revision live. `status` is `active` or `deprecated` (with `statusMessage`, which clients show). Beside
+`io.modelcontextprotocol.registry/official`, `_meta` carries `<REGISTRY_META_NAMESPACE>/attestation`
+(`internal.mcp-registry/attestation` by default) with `outcome`, `checkedAt`, `toolCount`, `toolsHash`
+and `drifted` of the latest probe of the published revision, where one exists. Every answer carries
+CORS headers for any origin, is cacheable for a minute and carries an `ETag`;
 `If-None-Match` with it answers 304. A query parameter with an empty value (`?limit=`) is absent, as
 on the Functions host."""
 
@@ -263,7 +273,7 @@ audited as `Created`.""",
     ),
     Operation(
         "registrations", "GET", "registrations_list", "List the registrations the caller may see", "registrations",
-        "user", (Answer(200, "One page of registrations.", RegistrationList),), SIGNED_IN | QUERY_422,
+        "user", (Answer(200, "One page of registrations.", RegistrationList),), SIGNED_IN | QUERY_422 | _FILTER_403,
         query=RegistrationQuery,
         description="An administrator sees every live registration and the caller their own, at their latest "
                     "revision; anyone else's appear only while published, at their published revision "
@@ -272,7 +282,8 @@ audited as `Created`.""",
     ),
     Operation(
         "registrations/my", "GET", "registrations_my", "List the caller's own registrations", "registrations",
-        "user", (Answer(200, "One page of the caller's registrations.", RegistrationList),), SIGNED_IN | QUERY_422,
+        "user", (Answer(200, "One page of the caller's registrations.", RegistrationList),),
+        SIGNED_IN | QUERY_422 | _FILTER_403,
         query=RegistrationQuery, description=_LIST_DESCRIPTION,
     ),
     Operation(
@@ -468,6 +479,19 @@ towards the one-a-minute limit.""",
         SIGNED_IN | {
             403: "The registration is `Approved` but the caller is neither its submitter nor an administrator.",
             404: "No live registration has this id, the caller may not see it, or it was never probed."},
+    ),
+    Operation(
+        "registrations/{registration_id:guid}/attestation/accept", "POST", "attestation_accept",
+        "Accept a drifted tool surface as the new baseline", "attestation", "admin",
+        (Answer(200, "The registration, no longer drifted.", RegistrationPublic, ("ETag#revision",)),),
+        ADMIN | {403: "The caller is not an administrator, or submitted this registration (another administrator "
+                      "must accept).",
+                 404: "No live registration has this id.",
+                 409: "Nothing to accept: the published revision has not drifted (or has no `ok` probe)."},
+        description="""Takes the latest `ok` probe of the published revision as its baseline, clears `drifted` and
+writes a `DriftAccepted` audit entry (its metadata names the new and the previous baseline probe and
+hash). Where `DRIFT_POLICY=withdraw` deprecated the server because of the drift, it is reactivated
+(`reactivated: true` in the entry). No body.""",
     ),
 )
 

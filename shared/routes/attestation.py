@@ -59,7 +59,8 @@ async def probes_request(req: func.HttpRequest) -> func.HttpResponse:
     target = await probes.request(db=database, actor=_actor(user), registration_id=_registration_id(req),
                                   enabled=settings.enabled, interval=REQUEST_INTERVAL)
     result = await probe_target(target, settings)
-    row = await probes.record(db=database, target=target, result=result, requested_by=user.user_id)
+    row = await probes.record(db=database, target=target, result=result, drift_policy=settings.drift_policy,
+                              requested_by=user.user_id)
     return json_response(_public(row))
 
 
@@ -87,6 +88,17 @@ async def probes_latest(req: func.HttpRequest) -> func.HttpResponse:
     if not rows:
         raise NotFound("This registration has not been probed yet.")
     return json_response(_public(rows[0]))
+
+
+@blueprint.route(route=f"{BY_ID}/attestation/accept", methods=["POST"])
+@endpoint
+async def attestation_accept(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.routes.registrations import registration_response
+    from shared.services import drift
+
+    user = await require_user(req)
+    row = await drift.accept(db=database, actor=_actor(user), registration_id=_registration_id(req))
+    return registration_response(row)
 
 
 # The Functions host reads the schedule from the PROBE_SCHEDULE app setting (%NAME% binding

@@ -112,7 +112,7 @@ async def feed_servers(req: func.HttpRequest) -> func.HttpResponse:
     await _authorise(req)
     query = parse_query(req, FeedQuery)
     rows, next_cursor = await feed.list_servers(db=database, query=query)
-    return _cached(req, server_list(rows, next_cursor))
+    return _cached(req, server_list(rows, next_cursor, get_settings().meta_namespace))
 
 
 @blueprint.route(route=SERVER, methods=METHODS)
@@ -127,6 +127,6 @@ async def feed_server(req: func.HttpRequest) -> func.HttpResponse:
     deleted = bool(parse_query(req, ServerQuery).include_deleted)
     if target.version is None:
         rows = await feed.server_versions(db=database, name=target.name, include_deleted=deleted)
-        return _cached(req, server_list(rows, None))
+        return _cached(req, server_list(rows, None, get_settings().meta_namespace))
     row = await feed.server_version(db=database, name=target.name, version=target.version, include_deleted=deleted)
-    return _cached(req, server_response(row))
+    return _cached(req, server_response(row, get_settings().meta_namespace))

@@ -10,7 +10,7 @@ import azure.functions as func
 from shared.auth import CurrentUser, require_admin, require_user
 from shared.config import get_settings
 from shared.db import database
-from shared.errors import NotFound
+from shared.errors import Forbidden, NotFound
 from shared.http import empty_response, endpoint, if_match_revision, json_response, parse_body, parse_query
 from shared.schemas.registrations import (
     AuditLogEntry,
@@ -60,6 +60,8 @@ async def registrations_create(req: func.HttpRequest) -> func.HttpResponse:
 async def _list(req: func.HttpRequest, *, own_only: bool) -> func.HttpResponse:
     user = await require_user(req)
     query = parse_query(req, RegistrationQuery)
+    if not user.is_admin and query.filters_attestation:
+        raise Forbidden("Only administrators may filter by outcome, drifted or findings.")
     found = await registrations.list_page(db=database, actor=actor_of(user), query=query, own_only=own_only)
     # One validation call for the whole page: a model_validate per row costs ~15 % more CPU.
     page = RegistrationList.model_validate({
