@@ -85,16 +85,16 @@ WITH due AS (
     {drift.ATTESTED.format(source="leased")}
 )
 -- A queued registration is probed at its new (latest) revision; the round re-probes the published one.
-SELECT r.registration_id, latest.*
+SELECT r.registration_id, probed.*
 FROM leased JOIN registrations r ON r.registration_id = leased.registration_id
 CROSS JOIN LATERAL (
-    SELECT r.endpoint_url, r.transport, r.available_tools, r.revision, true AS queued
+    SELECT r.endpoint_url, r.transport, r.available_tools, r.revision, leased.queued
     WHERE leased.queued OR r.published_revision IS NULL
     UNION ALL
     SELECT r.published_endpoint_url, r.published_transport, r.published_available_tools, r.published_revision,
            false
     WHERE NOT leased.queued AND r.published_revision IS NOT NULL
-) AS latest
+) AS probed
 WHERE r.deleted_at IS NULL
 """
 
