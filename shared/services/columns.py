@@ -33,8 +33,8 @@ def attestation_summary(full: str | None, alias: str = "r") -> str:
 
     Those who see the latest revision (`full` SQL, None: always) see the latest probe; those who
     see only the published revision see the latest probe of that revision, so that nothing tells
-    them an edit is waiting. A scalar subquery: it runs for the rows answered, never for the rows
-    a list counts or skips, and fits in RETURNING too.
+    them an edit is waiting. A scalar subquery, so that it fits in RETURNING too; a list applies it
+    above its LIMIT/OFFSET, so it runs for the rows answered, never for those counted or skipped.
     """
     published = (f"CASE WHEN (a.latest->>'revision')::integer = {alias}.published_revision THEN a.latest "
                  f"WHEN (a.published->>'revision')::integer = {alias}.published_revision THEN a.published END")
@@ -52,13 +52,14 @@ def latest(alias: str = "r", *, attestation: bool = True) -> str:
     return ", ".join(parts)
 
 
-def viewed_by(full: str, alias: str = "r") -> str:
+def viewed_by(full: str, alias: str = "r", *, attestation: bool = True) -> str:
     """The registration as a caller sees it: the latest revision where `full` (SQL) holds, else the published."""
     parts = [f"{alias}.{column}" for column in _SHARED]
     parts += [f"CASE WHEN {full} THEN {alias}.{column} ELSE {alias}.{published} END AS {column}"
               for column, published in _VIEWED.items()]
     parts.append(f"CASE WHEN {full} THEN {alias}.status ELSE 'Approved' END AS status")
-    parts.append(f"{attestation_summary(full, alias)} AS attestation")
+    if attestation:
+        parts.append(f"{attestation_summary(full, alias)} AS attestation")
     return ", ".join(parts)
 
 

@@ -236,9 +236,14 @@ async def list_page(*, db: Database, actor: Actor, query: RegistrationQuery, own
             FROM (SELECT 1 FROM registrations AS r WHERE {where} LIMIT {TOTAL_CAP + 1}) AS capped
         ) AS counted
         LEFT JOIN LATERAL (
-            SELECT {columns.viewed_by(FULL_VIEW)} FROM registrations AS r WHERE {where}
+            -- The attestation above the OFFSET: a page at offset 10,000 would otherwise look up 10,020.
+            SELECT r.*, {columns.attestation_summary(FULL_VIEW)} AS attestation
+            FROM (
+                SELECT {columns.viewed_by(FULL_VIEW, attestation=False)} FROM registrations AS r WHERE {where}
+                ORDER BY r.created_at DESC, r.registration_id DESC
+                LIMIT $1 OFFSET ${len(arguments) + 4}
+            ) AS r
             ORDER BY r.created_at DESC, r.registration_id DESC
-            LIMIT $1 OFFSET ${len(arguments) + 4}
         ) AS page ON true
         """,
         query.limit, actor.is_admin, actor.user_id, *arguments, query.offset,
