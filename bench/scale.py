@@ -136,10 +136,30 @@ async def _walk(limit: int) -> tuple[list[float], int]:
     return samples, seen
 
 
+# Attestation state of every published registration, once per database (the generator writes the
+# schema before attestation): 96 % ok, 2 % timeout, 2 % unreachable; 5 % with a high finding, 20 %
+# with a medium one; 1 % drifted.
+_ATTESTATIONS = """
+INSERT INTO attestations (registration_id, latest, published, baseline_revision, drifted)
+SELECT r.registration_id, s.summary, s.summary, r.published_revision, n.n % 100 = 0
+FROM registrations AS r
+CROSS JOIN LATERAL (SELECT abs(hashtext(r.registration_id::text)) AS n) AS n
+CROSS JOIN LATERAL (SELECT jsonb_build_object(
+    'revision', r.published_revision, 'checked_at', now(), 'tool_count', 3,
+    'outcome', CASE n.n % 50 WHEN 0 THEN 'timeout' WHEN 1 THEN 'unreachable' ELSE 'ok' END,
+    'tools_hash', md5(r.registration_id::text) || md5(r.registration_id::text),
+    'findings', jsonb_build_object('high', (n.n % 20 = 0)::integer, 'medium', (n.n % 5 = 0)::integer, 'low', 0)
+) AS summary) AS s
+WHERE r.published_revision IS NOT NULL AND NOT EXISTS (SELECT 1 FROM attestations)
+"""
+
+
 async def _fixtures(url: str) -> dict[str, Any]:
     """Ids and names to ask for: an audited registration, its URL's host, a live server name."""
     connection: asyncpg.Connection = await asyncpg.connect(url)
     try:
+        await connection.execute(_ATTESTATIONS)
+        await connection.execute("ANALYZE attestations")
         audited: UUID = await connection.fetchval(
             "SELECT registration_id FROM audit_log WHERE action = 'Approved' ORDER BY log_id DESC LIMIT 1")
         row = await connection.fetchrow(
@@ -182,6 +202,10 @@ def _cases(fixtures: dict[str, Any]) -> list[Case]:
         listing("list: search 'revised', only in pending edits (user)", user, search="revised"),
         listing("list: search 'revised', only in pending edits (admin)", admin, search="revised"),
         listing("list: page at offset 10,000 (admin)", admin, offset=10_000),
+        listing("list: drifted=true, ~1 % (admin)", admin, drifted=True),
+        listing("list: outcome=timeout, ~2 % (admin)", admin, outcome="timeout"),
+        listing("list: findings=high, ~5 % (admin)", admin, findings="high"),
+        listing("list: outcome=ok, ~96 % (admin)", admin, outcome="ok"),
         listing("my: heavy submitter", heavy, True),
         Case("get by id (user)",
              lambda: registrations.get(db=database, actor=user, registration_id=fixtures["audited"])),

@@ -63,6 +63,13 @@ param registryFeedAuth string = 'anonymous'
 @description('NCRONTAB schedule (seconds first) of the attestation probe round (PROBE_SCHEDULE); empty turns probing off.')
 param probeSchedule string = '0 */15 * * * *'
 
+@description('What a published server whose tools changed after approval gets (DRIFT_POLICY): flag marks it drifted; withdraw also deprecates it in the feed until another administrator accepts the change.')
+@allowed([
+  'flag'
+  'withdraw'
+])
+param driftPolicy string = 'flag'
+
 // ---------------------------------------------------------------------------------------------
 // Microsoft Entra ID (the API's app registration; see infra/README.md)
 // ---------------------------------------------------------------------------------------------
@@ -362,6 +369,7 @@ var webSettings = {
   LOG_LEVEL: logLevel
   REGISTRY_FEED_AUTH: registryFeedAuth
   PROBE_SCHEDULE: probeSchedule
+  DRIFT_POLICY: driftPolicy
 }
 var telemetrySettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString

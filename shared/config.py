@@ -21,6 +21,7 @@ from shared.endpoint_policy import IPNetwork, parse_networks
 
 DbAuth = Literal["password", "entra"]
 FeedAuth = Literal["anonymous", "entra"]
+DriftPolicy = Literal["flag", "withdraw"]
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TRUE = ("1", "true", "yes", "on")
@@ -220,6 +221,8 @@ class ReviewSettings:
 
 
 _ORIGIN = re.compile(r"^https?://[^/\s]+$")
+# A `_meta` key namespace as the MCP registry names its own: reverse-DNS labels, at least two.
+_META_NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,8 @@ class Settings:
     feed_auth: FeedAuth
     endpoints: EndpointSettings
     review: ReviewSettings
+    # The feed's `_meta` key of the attestation: "<namespace>/attestation".
+    meta_namespace: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -240,6 +245,10 @@ class Settings:
             if origin != "*" and not _ORIGIN.match(origin):
                 raise ConfigError(f"CORS_ORIGINS entries must look like https://host[:port], got {origin!r}")
         feed_auth = read.choice("REGISTRY_FEED_AUTH", "anonymous", ("anonymous", "entra"))
+        namespace = read.text("REGISTRY_META_NAMESPACE", "internal.mcp-registry")
+        if not _META_NAMESPACE.match(namespace) or len(namespace) > 200:
+            raise ConfigError(f"REGISTRY_META_NAMESPACE must be a reverse-DNS name in lower case such as "
+                              f"'com.contoso.registry', got {namespace!r}")
         return cls(
             database=DatabaseSettings.from_env(env),
             entra=EntraSettings.from_env(env),
@@ -248,6 +257,7 @@ class Settings:
             feed_auth="entra" if feed_auth == "entra" else "anonymous",
             endpoints=EndpointSettings.from_env(env),
             review=ReviewSettings.from_env(env),
+            meta_namespace=namespace,
         )
 
 
@@ -278,6 +288,8 @@ class ProbeSettings:
     batch_size: int
     concurrency: int
     endpoints: EndpointSettings
+    # flag: a drifted server is marked; withdraw: it is also deprecated in the feed until accepted.
+    drift_policy: DriftPolicy = "flag"
 
     @property
     def enabled(self) -> bool:
@@ -290,8 +302,10 @@ class ProbeSettings:
         if schedule is not None and len(schedule.split()) != 6:
             raise ConfigError(f"PROBE_SCHEDULE must be an NCRONTAB expression with six fields (seconds first), "
                               f"such as '0 */15 * * * *', got {schedule!r}")
+        policy = read.choice("DRIFT_POLICY", "flag", ("flag", "withdraw"))
         return cls(schedule=schedule, batch_size=read.integer("PROBE_BATCH_SIZE", 100, 1, 10_000),
-                   concurrency=read.integer("PROBE_CONCURRENCY", 16, 1, 256), endpoints=EndpointSettings.from_env(env))
+                   concurrency=read.integer("PROBE_CONCURRENCY", 16, 1, 256), endpoints=EndpointSettings.from_env(env),
+                   drift_policy="withdraw" if policy == "withdraw" else "flag")
 
 
 @lru_cache(maxsize=1)

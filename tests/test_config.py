@@ -11,6 +11,7 @@ from shared.config import (
     DatabaseSettings,
     EndpointSettings,
     EntraSettings,
+    ProbeSettings,
     ReviewSettings,
     Settings,
     get_endpoint_settings,
@@ -72,6 +73,7 @@ def test_defaults_fill_everything_but_the_three_required_settings() -> None:
         feed_auth="anonymous",
         endpoints=EndpointSettings(allow_http=False, allowed_networks=()),
         review=ReviewSettings(require_match=False, allow_self_approval=False, max_pending_per_user=20),
+        meta_namespace="internal.mcp-registry",
     )
 
 
@@ -122,6 +124,10 @@ def test_a_blank_required_setting_counts_as_missing(name: str) -> None:
         ({"REVIEW_ALLOW_SELF_APPROVAL": "2"}, "REVIEW_ALLOW_SELF_APPROVAL must be true or false, got '2'"),
         ({"MAX_PENDING_PER_USER": "0"}, "MAX_PENDING_PER_USER must be between 1 and 1000000, got 0"),
         ({"MAX_PENDING_PER_USER": "many"}, "MAX_PENDING_PER_USER must be a whole number, got 'many'"),
+        ({"REGISTRY_META_NAMESPACE": "Internal/Registry"}, "REGISTRY_META_NAMESPACE must be a reverse-DNS name in "
+         "lower case such as 'com.contoso.registry', got 'Internal/Registry'"),
+        ({"REGISTRY_META_NAMESPACE": "registry"}, "REGISTRY_META_NAMESPACE must be a reverse-DNS name in "
+         "lower case such as 'com.contoso.registry', got 'registry'"),
     ],
 )
 def test_a_malformed_setting_is_named_with_what_was_expected(changes: dict[str, str], message: str) -> None:
@@ -212,3 +218,15 @@ def test_endpoint_settings_are_read_on_first_use_alone(monkeypatch: pytest.Monke
             get_endpoint_settings()
     finally:
         reset_settings()
+
+
+def test_drift_policy_is_flag_unless_withdraw() -> None:
+    assert ProbeSettings.from_env({}).drift_policy == "flag"
+    assert ProbeSettings.from_env({"DRIFT_POLICY": "Withdraw"}).drift_policy == "withdraw"
+    with pytest.raises(ConfigError) as caught:
+        ProbeSettings.from_env({"DRIFT_POLICY": "ignore"})
+    assert str(caught.value) == "DRIFT_POLICY must be one of flag, withdraw, got 'ignore'"
+
+
+def test_the_meta_namespace_is_read() -> None:
+    assert settings_with(REGISTRY_META_NAMESPACE="com.contoso.registry").meta_namespace == "com.contoso.registry"

@@ -118,11 +118,13 @@ def test_guid_route_constraints_become_uuid_path_parameters(document: dict[str, 
 def test_list_query_comes_from_the_query_model(document: dict[str, Any]) -> None:
     for path in ("/registrations", "/registrations/my"):
         parameters = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
-        assert set(parameters) == {"status", "submitter_id", "search", "limit", "offset"}
+        assert set(parameters) == {"status", "submitter_id", "search", "limit", "offset", "outcome", "drifted",
+                                   "findings"}
         assert all(p["in"] == "query" and not p["required"] and p["allowEmptyValue"] for p in parameters.values())
         assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
         assert parameters["status"]["schema"]["enum"] == ["Pending", "Approved", "Rejected"]
         assert parameters["submitter_id"]["schema"] == {"type": "string", "format": "uuid"}
+        assert parameters["findings"]["schema"]["enum"] == ["high", "medium", "low"]
 
 
 def test_bodies_and_answers_reference_the_handlers_models(document: dict[str, Any]) -> None:

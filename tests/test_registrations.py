@@ -54,6 +54,7 @@ def test_create_answers_201_with_location_and_writes_row_and_audit(
         "published_version": None,
         "publication": None,
         "publication_message": None,
+        "attestation": None,
     }
     assert response.headers["ETag"] == '"1"'
     assert RFC3339_UTC.match(created["created_at"])

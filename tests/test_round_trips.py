@@ -71,6 +71,8 @@ EXPECTED: dict[str, Expected] = {
                                   "statement; then the probe and its queue row in one CTE"),
     "probes_list": Expected(1, "registration and a page of its probes in one join"),
     "probes_latest": Expected(1, "registration and its latest probe in one join"),
+    "registrations_list (attestation filters)": Expected(1, "count and page in one statement, EXISTS on attestations"),
+    "attestation_accept": Expected(1, "lock, new baseline, reactivation + audit in one CTE"),
     "feed_servers": Expected(1, "one keyset page"),
     "feed_server (versions)": Expected(1, "select by name"),
     "feed_server (version)": Expected(1, "select by name and version"),
@@ -154,6 +156,14 @@ async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthorit
     await count("probes_request", "probes_request", token=user, route_params=probed_id)
     await count("probes_list", "probes_list", token=user, route_params=probed_id)
     await count("probes_latest", "probes_latest", token=user, route_params=probed_id)
+    await count("registrations_list (attestation filters)", "registrations_list", token=admin,
+                params={"outcome": "ok", "findings": "medium", "drifted": "false"})
+    await app.call("registrations_decide", app.request("registrations_decide", token=admin, route_params=probed_id,
+                                                       body={"status": "Approved"}))
+    # A drift of the published revision, as a later probe would record it, for the accept to take back.
+    await database.fetch("UPDATE attestations SET drifted = true, baseline_revision = 1 WHERE registration_id = $1",
+                         uuid.UUID(probed_id["registration_id"]))
+    await count("attestation_accept", "attestation_accept", token=admin, route_params=probed_id)
     for name, route_params in (("openapi_document", {}), ("docs_page", {}), ("docs_asset", {"asset": "docs.js"})):
         if app.has(name):
             await count(name, name, route_params=route_params)

@@ -96,14 +96,26 @@ def test_the_timer_probes_due_and_published_registrations(postgres: PostgresClus
     latest = httpx.get(f"{host.base_url}/registrations/{registration_id}/probes/latest", headers=admin.headers,
                        timeout=30)
     assert (latest.status_code, latest.json()["outcome"]) == (200, "ok")
+    # An edit queues one probe of the new revision; the rounds go on probing the published one.
+    edited = httpx.patch(f"{host.base_url}/registrations/{registration_id}", headers=submitter.headers, timeout=30,
+                         json={"description": "Forecasts, now with alerts."})
+    assert edited.status_code == 200, edited.text
+    _wait_for(sql, registration_id, "queued", revision=2)
+    _wait_for(sql, registration_id, "scheduled", after_revision=2)
+    assert {row["revision"] for row in sql.fetch(
+        "SELECT revision FROM probes WHERE registration_id = $1 AND trigger = 'scheduled'", registration_id)} == {1}
     host.stop()
 
 
-def _wait_for(sql: Sql, registration_id: str, trigger: str) -> None:
+def _wait_for(sql: Sql, registration_id: str, trigger: str, *, revision: int | None = None,
+              after_revision: int | None = None) -> None:
+    """Until a probe of `trigger` (of `revision`; recorded after the first probe of `after_revision`) exists."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if sql.fetchval("SELECT count(*) FROM probes WHERE registration_id = $1 AND trigger = $2",
-                        registration_id, trigger):
+        if sql.fetchval("SELECT count(*) FROM probes AS p WHERE p.registration_id = $1 AND p.trigger = $2"
+                        " AND ($3::integer IS NULL OR p.revision = $3) AND ($4::integer IS NULL OR p.checked_at > ("
+                        "SELECT min(checked_at) FROM probes WHERE registration_id = $1 AND revision = $4))",
+                        registration_id, trigger, revision, after_revision):
             return
         time.sleep(0.2)
     raise AssertionError(f"no {trigger} probe within 30 s")

@@ -42,7 +42,7 @@ async def run_round(*, db: Database, settings: ProbeSettings) -> Counter[str]:
     async def one(target: Target) -> None:
         async with limit:
             result = await probe_target(target, settings)
-        await probes.record(db=db, target=target, result=result)
+        await probes.record(db=db, target=target, result=result, drift_policy=settings.drift_policy)
         outcomes[result.outcome] += 1
 
     while (datetime.now(UTC) - started).total_seconds() < ROUND_SECONDS:

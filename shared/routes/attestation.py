@@ -18,6 +18,7 @@ from shared.db import database
 from shared.declare import Answer, Deferred, Routes, SignedIn
 from shared.errors import NotFound
 from shared.http import json_response
+from shared.schemas.registrations import RegistrationPublic
 
 if TYPE_CHECKING:
     from shared.schemas.attestation import ProbePublic, ProbeQuery
@@ -60,7 +61,8 @@ async def probes_request(call: SignedIn[None, None]) -> func.HttpResponse:
     target = await probes.request(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
                                   enabled=settings.enabled, interval=REQUEST_INTERVAL)
     result = await probe_target(target, settings)
-    row = await probes.record(db=database, target=target, result=result, requested_by=call.user.user_id)
+    row = await probes.record(db=database, target=target, result=result, drift_policy=settings.drift_policy,
+                              requested_by=call.user.user_id)
     return json_response(_public(row))
 
 
@@ -93,6 +95,26 @@ async def probes_latest(call: SignedIn[None, None]) -> func.HttpResponse:
     if not rows:
         raise NotFound("This registration has not been probed yet.")
     return json_response(_public(rows[0]))
+
+
+@routes.declare(
+    "POST", f"{BY_ID}/attestation/accept", access="admin", summary="Accept a drifted tool surface as the new baseline",
+    answers=(Answer(200, "The registration, no longer drifted.", RegistrationPublic, ("ETag#revision",)),),
+    errors={403: "The caller is not an administrator, or submitted this registration (another administrator "
+                 "must accept).",
+            404: "No live registration has this id.",
+            409: "Nothing to accept: the published revision has not drifted (or has no `ok` probe)."},
+    description="""Takes the latest `ok` probe of the published revision as its baseline, clears `drifted` and
+writes a `DriftAccepted` audit entry (its metadata names the new and the previous baseline probe and
+hash). Where `DRIFT_POLICY=withdraw` deprecated the server because of the drift, it is reactivated
+(`reactivated: true` in the entry). No body.""",
+)
+async def attestation_accept(call: SignedIn[None, None]) -> func.HttpResponse:
+    from shared.routes.registrations import registration_response
+    from shared.services import drift
+
+    row = await drift.accept(db=database, actor=call.actor, registration_id=call.path_id("registration_id"))
+    return registration_response(row)
 
 
 # The Functions host reads the schedule from the PROBE_SCHEDULE app setting (%NAME% binding

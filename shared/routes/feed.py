@@ -39,8 +39,11 @@ FEED_NOTE = """Part of the MCP Registry API v0.1 (use `https://<host>/api` as th
 GitHub Copilot). Anonymous unless the deployment sets `REGISTRY_FEED_AUTH=entra`. Only the
 **published revision** of non-deleted registrations appears (deleted ones too with
 `include_deleted=true`): an edit awaiting review, or a rejected one, leaves the previously approved
-revision live. `status` is `active` or `deprecated` (with `statusMessage`, which clients show). Every
-answer carries CORS headers for any origin, is cacheable for a minute and carries an `ETag`;
+revision live. `status` is `active` or `deprecated` (with `statusMessage`, which clients show). Beside
+`io.modelcontextprotocol.registry/official`, `_meta` carries `<REGISTRY_META_NAMESPACE>/attestation`
+(`internal.mcp-registry/attestation` by default) with `outcome`, `checkedAt`, `toolCount`, `toolsHash`
+and `drifted` of the latest probe of the published revision, where one exists. Every answer carries
+CORS headers for any origin, is cacheable for a minute and carries an `ETag`;
 `If-None-Match` with it answers 304. A query parameter with an empty value (`?limit=`) is absent, as
 on the Functions host."""
 
@@ -110,7 +113,7 @@ query parameters are ignored.""",
 )
 async def feed_servers(call: Call[None, FeedQuery]) -> func.HttpResponse:
     rows, next_cursor = await feed.list_servers(db=database, query=call.query)
-    return _cached(call.req, server_list(rows, next_cursor))
+    return _cached(call.req, server_list(rows, next_cursor, get_settings().meta_namespace))
 
 
 @routes.declare(
@@ -137,6 +140,6 @@ async def feed_server(call: Call[None, ServerQuery]) -> func.HttpResponse:
     deleted = bool(call.query.include_deleted)
     if target.version is None:
         rows = await feed.server_versions(db=database, name=target.name, include_deleted=deleted)
-        return _cached(call.req, server_list(rows, None))
+        return _cached(call.req, server_list(rows, None, get_settings().meta_namespace))
     row = await feed.server_version(db=database, name=target.name, version=target.version, include_deleted=deleted)
-    return _cached(call.req, server_response(row))
+    return _cached(call.req, server_response(row, get_settings().meta_namespace))

@@ -10,6 +10,7 @@ from shared import texts
 from shared.config import get_settings
 from shared.db import database
 from shared.declare import Answer, Routes, SignedIn
+from shared.errors import Forbidden
 from shared.http import empty_response, if_match_revision, json_response
 from shared.schemas.registrations import (
     AuditLogEntry,
@@ -49,7 +50,14 @@ is added (an exact count of hundreds of thousands of rows would cost more than t
 - `search`: a case-insensitive substring of `endpoint_name`, `owner_contact`, `endpoint_url` or
   `description`; `%` and `_` are literal characters, not wildcards; an empty `search` matches all.
 - `status` and `submitter_id` filter exactly.
+- Administrators only (anyone else gets 403 rather than a silently unfiltered list), on the
+  `attestation` summary: `outcome` (of the latest probe), `drifted` (`true`: the published
+  revision drifted from its baseline and no one accepted it yet; `false`: it did not), `findings`
+  (`high`, `medium` or `low`: the latest probe has at least one finding of that severity).
 - Unknown query parameters are ignored; a known one with a bad value is 422."""
+_LIST_ERRORS = texts.QUERY_422 | {
+    403: "`outcome`, `drifted` or `findings` from a caller who is not an administrator (or the token may "
+         "not be used here)."}
 _REVISIONS_NOTE = """Every create and every edit makes a new numbered revision holding the fields as submitted.
 The submitter and administrators see the latest revision; anyone else sees a registration only while
 it has a published revision, and then sees that revision's content with status `Approved` (its
@@ -92,6 +100,8 @@ async def registrations_create(call: SignedIn[RegistrationCreate, None]) -> func
 
 async def _list(call: SignedIn[None, RegistrationQuery], *, own_only: bool) -> func.HttpResponse:
     query = call.query
+    if not call.user.is_admin and query.filters_attestation:
+        raise Forbidden("Only administrators may filter by outcome, drifted or findings.")
     found = await registrations.list_page(db=database, actor=call.actor, query=query, own_only=own_only)
     # One validation call for the whole page: a model_validate per row costs ~15 % more CPU.
     page = RegistrationList.model_validate({
@@ -103,7 +113,7 @@ async def _list(call: SignedIn[None, RegistrationQuery], *, own_only: bool) -> f
 
 @routes.declare(
     "GET", "registrations", access="user", summary="List the registrations the caller may see",
-    answers=(Answer(200, "One page of registrations.", RegistrationList),), errors=texts.QUERY_422,
+    answers=(Answer(200, "One page of registrations.", RegistrationList),), errors=_LIST_ERRORS,
     query=RegistrationQuery,
     description="An administrator sees every live registration and the caller their own, at their latest "
                 "revision; anyone else's appear only while published, at their published revision "
@@ -116,7 +126,7 @@ async def registrations_list(call: SignedIn[None, RegistrationQuery]) -> func.Ht
 
 @routes.declare(
     "GET", "registrations/my", access="user", summary="List the caller's own registrations",
-    answers=(Answer(200, "One page of the caller's registrations.", RegistrationList),), errors=texts.QUERY_422,
+    answers=(Answer(200, "One page of the caller's registrations.", RegistrationList),), errors=_LIST_ERRORS,
     query=RegistrationQuery, description=_LIST_DESCRIPTION,
 )
 async def registrations_my(call: SignedIn[None, RegistrationQuery]) -> func.HttpResponse:

@@ -227,7 +227,22 @@ class OfficialMeta(BaseModel):
     is_latest: bool = Field(True, alias="isLatest", description="Marks the version the registry serves for the name.")
 
 
+class AttestationMeta(BaseModel):
+    """`<REGISTRY_META_NAMESPACE>/attestation`: the latest probe of the published revision."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    outcome: str
+    checked_at: datetime = Field(alias="checkedAt")
+    tool_count: int = Field(alias="toolCount")
+    tools_hash: str | None = Field(alias="toolsHash")
+    drifted: bool
+
+
 class ResponseMeta(BaseModel):
+    # Beside the official entry, "<REGISTRY_META_NAMESPACE>/attestation" (its key is a setting).
+    model_config = ConfigDict(extra="allow")
+
     official: OfficialMeta = Field(alias=OFFICIAL_META)
 
 
@@ -246,9 +261,13 @@ class ServerList(BaseModel):
     metadata: ListMetadata
 
 
-def server_response(row: Mapping[str, Any]) -> ServerResponse:
+def server_response(row: Mapping[str, Any], meta_namespace: str) -> ServerResponse:
     """A feed row (see services.feed) as the official ServerResponse."""
     status = (row["publication"] or "active") if row["active"] else "deleted"
+    attested: dict[str, Any] = {}
+    if row["attestation"] is not None and row["active"]:
+        attested[f"{meta_namespace}/attestation"] = AttestationMeta.model_validate(row["attestation"]).model_dump(
+            mode="json", by_alias=True)
     return ServerResponse.model_validate({
         "server": {
             "$schema": SERVER_SCHEMA_URL,
@@ -264,12 +283,13 @@ def server_response(row: Mapping[str, Any]) -> ServerResponse:
             "publishedAt": row["published_at"],
             "updatedAt": row["updated_at"],
             "isLatest": row["is_latest"],
-        }},
+        }, **attested},
     })
 
 
-def server_list(rows: Sequence[Mapping[str, Any]], next_cursor: FeedCursor | None) -> ServerList:
+def server_list(rows: Sequence[Mapping[str, Any]], next_cursor: FeedCursor | None, meta_namespace: str,
+                ) -> ServerList:
     return ServerList.model_validate({
-        "servers": [server_response(row) for row in rows],
+        "servers": [server_response(row, meta_namespace) for row in rows],
         "metadata": {"nextCursor": None if next_cursor is None else next_cursor.encode(), "count": len(rows)},
     })

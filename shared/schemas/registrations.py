@@ -14,6 +14,8 @@ from shared.schemas.text import check_text, email, name_text
 from shared.schemas.urls import normalise_url
 
 Status = Literal["Pending", "Approved", "Rejected"]
+ProbeOutcome = Literal["ok", "auth_required", "wrong_transport", "not_mcp", "unreachable", "timeout", "refused"]
+Severity = Literal["high", "medium", "low"]
 Decision = Literal["Approved", "Rejected"]
 Transport = Literal["streamable-http", "sse"]
 Publication = Literal["active", "deprecated"]
@@ -167,6 +169,32 @@ class RegistrationQuery(BaseModel):
     search: Annotated[str | None, Field(max_length=200), AfterValidator(plain_search_text)] = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     offset: Annotated[int, Field(ge=0, le=2_147_483_647)] = 0
+    # Administrators only (403 for anyone else): by the latest probe, and by drift.
+    outcome: ProbeOutcome | None = None
+    drifted: bool | None = None
+    findings: Severity | None = None
+
+    @property
+    def filters_attestation(self) -> bool:
+        return self.outcome is not None or self.drifted is not None or self.findings is not None
+
+
+class FindingCounts(BaseModel):
+    high: int
+    medium: int
+    low: int
+
+
+class AttestationSummary(BaseModel):
+    """The registration's latest probe in brief (API.md, *Attestation*)."""
+
+    outcome: ProbeOutcome
+    checked_at: datetime
+    tool_count: int
+    tools_hash: str | None
+    drifted: bool = Field(description="An `ok` probe of the published revision answered another tools_hash than "
+                                      "its baseline, and no administrator has accepted it yet.")
+    findings: FindingCounts = Field(description="How many findings of each severity the probe has.")
 
 
 class RegistrationPublic(BaseModel):
@@ -191,6 +219,9 @@ class RegistrationPublic(BaseModel):
     published_version: str | None = Field(description="`version` of the published revision.")
     publication: Publication | None = Field(description="How the feed shows the published revision; null while none.")
     publication_message: str | None = Field(description="Shown by clients with a deprecated server.")
+    attestation: AttestationSummary | None = Field(
+        default=None, description="Its latest probe (to those who see only the published revision: the latest "
+                                  "probe of that revision); null before the first.")
 
 
 class RegistrationList(BaseModel):

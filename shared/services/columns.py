@@ -28,17 +28,38 @@ _SHARED = ("registration_id", "submitter_id", "created_at", "published_revision"
            "publication_message")
 
 
-def latest(alias: str = "r") -> str:
+def attestation_summary(full: str | None, alias: str = "r") -> str:
+    """`attestation`: the summary of the latest probe (migration 0005's `attestations`), or null.
+
+    Those who see the latest revision (`full` SQL, None: always) see the latest probe; those who
+    see only the published revision see the latest probe of that revision, so that nothing tells
+    them an edit is waiting. A scalar subquery, so that it fits in RETURNING too; a list applies it
+    above its LIMIT/OFFSET, so it runs for the rows answered, never for those counted or skipped.
+    """
+    published = (f"CASE WHEN (a.latest->>'revision')::integer = {alias}.published_revision THEN a.latest "
+                 f"WHEN (a.published->>'revision')::integer = {alias}.published_revision THEN a.published END")
+    shown = "a.latest" if full is None else f"CASE WHEN {full} THEN a.latest ELSE {published} END"
+    drifted = f"coalesce(a.drifted AND a.baseline_revision = {alias}.published_revision, false)"
+    return (f"(SELECT {shown} || jsonb_build_object('drifted', {drifted}) FROM attestations AS a "
+            f"WHERE a.registration_id = {alias}.registration_id)")
+
+
+def latest(alias: str = "r", *, attestation: bool = True) -> str:
     """The registration as its submitter and administrators see it."""
-    return ", ".join(f"{alias}.{column}" for column in (*_SHARED, *_VIEWED, "status"))
+    parts = [f"{alias}.{column}" for column in (*_SHARED, *_VIEWED, "status")]
+    if attestation:
+        parts.append(f"{attestation_summary(None, alias)} AS attestation")
+    return ", ".join(parts)
 
 
-def viewed_by(full: str, alias: str = "r") -> str:
+def viewed_by(full: str, alias: str = "r", *, attestation: bool = True) -> str:
     """The registration as a caller sees it: the latest revision where `full` (SQL) holds, else the published."""
     parts = [f"{alias}.{column}" for column in _SHARED]
     parts += [f"CASE WHEN {full} THEN {alias}.{column} ELSE {alias}.{published} END AS {column}"
               for column, published in _VIEWED.items()]
     parts.append(f"CASE WHEN {full} THEN {alias}.status ELSE 'Approved' END AS status")
+    if attestation:
+        parts.append(f"{attestation_summary(full, alias)} AS attestation")
     return ", ".join(parts)
 
 

@@ -29,6 +29,7 @@ from shared.db import Database
 from shared.errors import NotFound
 from shared.schemas.common import has_control_characters
 from shared.schemas.feed import LATEST, FeedCursor, FeedQuery, is_server_name
+from shared.services.columns import attestation_summary
 from shared.services.registrations import like_pattern
 
 _LIVE = "r.published_revision IS NOT NULL AND r.deleted_at IS NULL"
@@ -39,10 +40,12 @@ _CONTENT = ("r.published_server_name AS server_name, r.published_endpoint_name A
             "r.published_description AS description, r.published_version AS version, "
             "r.published_transport AS transport, r.published_endpoint_url AS endpoint_url")
 _NAME = 'r.published_server_name COLLATE "C"'
+# The latest probe of the published revision (null before one), for the `_meta` attestation entry.
+_PUBLISHED_PROBE = attestation_summary("false")
 
 # Byte order ("C") is the same on every server whatever its locale; the index of 0003 holds it.
 _CATALOGUE = f"""
-SELECT {_STAMPS}, {_CONTENT}, true AS active, true AS is_latest
+SELECT {_STAMPS}, {_CONTENT}, true AS active, true AS is_latest, {_PUBLISHED_PROBE} AS attestation
 FROM registrations AS r
 WHERE {{where}}
 ORDER BY {_NAME}, r.registration_id
@@ -69,7 +72,8 @@ _NOT_HELD = """NOT EXISTS (
 
 # Every row ever published, live or departed.
 _PUBLISHED = f"""
-SELECT {_STAMPS}, e.*, live.active, true AS is_latest
+SELECT {_STAMPS}, e.*, live.active, true AS is_latest,
+       CASE WHEN live.active THEN {_PUBLISHED_PROBE} END AS attestation
 FROM registrations AS r
 CROSS JOIN LATERAL (SELECT {_LIVE} AS active) AS live
 {_SHOWN}
@@ -85,7 +89,8 @@ _VERSIONS = f"""
 SELECT DISTINCT ON (v.version)
     r.registration_id, r.published_updated_at AS updated_at, v.decided_at AS published_at, r.publication,
     r.publication_message, v.server_name, v.endpoint_name, v.description, v.version, v.transport, v.endpoint_url,
-    true AS active, v.revision = r.published_revision AS is_latest, v.revision
+    true AS active, v.revision = r.published_revision AS is_latest, v.revision,
+    CASE WHEN v.revision = r.published_revision THEN {_PUBLISHED_PROBE} END AS attestation
 FROM registrations AS r
 JOIN registration_revisions AS v
   ON v.registration_id = r.registration_id AND v.status = 'Approved' AND v.server_name = r.published_server_name
@@ -103,7 +108,8 @@ _BY_NAME_WITH_DELETED = f"""
 SELECT * FROM (
     SELECT * FROM ({_VERSIONS}) AS versions
     UNION ALL
-    SELECT {_STAMPS}, e.*, false AS active, true AS is_latest, r.published_revision AS revision
+    SELECT {_STAMPS}, e.*, false AS active, true AS is_latest, r.published_revision AS revision,
+           NULL::jsonb AS attestation
     FROM registrations AS r
     {_SHOWN}
     WHERE r.published_at IS NOT NULL AND NOT ({_LIVE}) AND e.server_name = $1

@@ -15,8 +15,10 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.config import DriftPolicy
 from shared.db import Database
 from shared.errors import Conflict, Forbidden, NotFound, TooManyRequests
+from shared.services import drift
 from shared.services.registrations import Actor
 
 if TYPE_CHECKING:  # the probe package loads only where a probe runs
@@ -25,16 +27,14 @@ if TYPE_CHECKING:  # the probe package loads only where a probe runs
 Trigger = Literal["requested", "queued", "scheduled"]
 PROBE_COLUMNS = """probe_id, registration_id, revision, checked_at, outcome, duration_ms, protocol_version,
     server_info, instructions, tools, prompts, resources, tools_hash, findings, error, auth"""
-# Until registrations carry revision numbers (the revisions migration), every probe is of revision 1.
-_REVISION = "1"
 
-# The tool names live, published registrations exposed in their latest `ok` probe.
+# The tool names live registrations exposed in the latest `ok` probe of their published revision.
 _PUBLISHED_TOOLS = """
 SELECT latest.registration_id, latest.server_name, tool->>'name' AS name
 FROM (
-    SELECT DISTINCT ON (p.registration_id) p.registration_id, r.server_name, p.tools
+    SELECT DISTINCT ON (p.registration_id) p.registration_id, r.published_server_name AS server_name, p.tools
     FROM probes p JOIN registrations r ON r.registration_id = p.registration_id
-    WHERE p.outcome = 'ok' AND r.status = 'Approved' AND r.deleted_at IS NULL
+    WHERE p.outcome = 'ok' AND p.revision = r.published_revision AND r.deleted_at IS NULL
     ORDER BY p.registration_id, p.checked_at DESC
 ) latest, jsonb_array_elements(latest.tools) tool
 """
@@ -48,7 +48,8 @@ FROM ({_PUBLISHED_TOOLS}) known WHERE known.registration_id <> $1
 # requests cannot both pass. The outer SELECT sees the queue row as it was before the reservation.
 _REQUEST = f"""
 WITH r AS (
-    SELECT registration_id, endpoint_url, transport, available_tools, status, submitter_id
+    SELECT registration_id, endpoint_url, transport, available_tools, revision,
+           published_revision IS NOT NULL AS public, submitter_id
     FROM registrations WHERE registration_id = $1 AND deleted_at IS NULL
 ), reserved AS (
     INSERT INTO probe_queue (registration_id, requested_at)
@@ -56,34 +57,17 @@ WITH r AS (
     ON CONFLICT (registration_id) DO UPDATE SET requested_at = excluded.requested_at
     WHERE probe_queue.requested_at IS NULL OR probe_queue.requested_at <= now() - make_interval(secs => $5)
     RETURNING registration_id
+), attested AS (
+    {drift.ATTESTED.format(source="reserved")}
 )
-SELECT r.*, {_REVISION} AS revision, now() AS now,
+SELECT r.*, now() AS now,
        (SELECT requested_at FROM probe_queue q WHERE q.registration_id = r.registration_id) AS last_requested,
        EXISTS (SELECT 1 FROM reserved) AS reserved,
        CASE WHEN EXISTS (SELECT 1 FROM reserved) THEN ({_KNOWN_TOOLS}) END AS known_tools
 FROM r
 """
 
-_RECORD = f"""
-WITH inserted AS (
-    INSERT INTO probes (registration_id, revision, trigger, requested_by, checked_at, outcome, duration_ms,
-                        protocol_version, server_info, instructions, tools, prompts, resources, tools_hash,
-                        findings, error, auth)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-    RETURNING {PROBE_COLUMNS}
-), queue AS (
-    -- Published registrations are due again at the next round; others wait for an edit or approval.
-    INSERT INTO probe_queue (registration_id, due_at, queued, last_checked_at)
-    SELECT r.registration_id, CASE WHEN r.status = 'Approved' THEN $5::timestamptz END, false, $5
-    FROM registrations r WHERE r.registration_id = $1
-    ON CONFLICT (registration_id) DO UPDATE
-    SET due_at = CASE WHEN probe_queue.queued AND probe_queue.due_at > $5 THEN probe_queue.due_at
-                      ELSE excluded.due_at END,
-        queued = probe_queue.queued AND probe_queue.due_at > $5,
-        claimed_until = NULL, last_checked_at = excluded.last_checked_at
-)
-SELECT {PROBE_COLUMNS} FROM inserted
-"""
+_RECORD = drift.record_statement(probe_columns=PROBE_COLUMNS)
 
 # A batch of due registrations, leased to this worker; rows another worker holds are skipped.
 _CLAIM = f"""
@@ -97,14 +81,25 @@ WITH due AS (
     UPDATE probe_queue q SET claimed_until = now() + make_interval(secs => $3)
     FROM due WHERE q.registration_id = due.registration_id
     RETURNING q.registration_id, q.queued
+), attested AS (
+    {drift.ATTESTED.format(source="leased")}
 )
-SELECT r.registration_id, r.endpoint_url, r.transport, r.available_tools, {_REVISION} AS revision, leased.queued
+-- A queued registration is probed at its new (latest) revision; the round re-probes the published one.
+SELECT r.registration_id, probed.*
 FROM leased JOIN registrations r ON r.registration_id = leased.registration_id
+CROSS JOIN LATERAL (
+    SELECT r.endpoint_url, r.transport, r.available_tools, r.revision, leased.queued
+    WHERE leased.queued OR r.published_revision IS NULL
+    UNION ALL
+    SELECT r.published_endpoint_url, r.published_transport, r.published_available_tools, r.published_revision,
+           false
+    WHERE NOT leased.queued AND r.published_revision IS NOT NULL
+) AS probed
 WHERE r.deleted_at IS NULL
 """
 
 _PROBES = f"""
-SELECT r.status AS registration_status, r.submitter_id, p.*
+SELECT r.published_revision IS NOT NULL AS public, r.submitter_id, p.*
 FROM registrations r
 LEFT JOIN LATERAL (
     SELECT {PROBE_COLUMNS} FROM probes
@@ -127,11 +122,11 @@ class Target:
     trigger: Trigger = "scheduled"
 
 
-def _check_reader(actor: Actor, status: str, submitter_id: UUID) -> None:
+def _check_reader(actor: Actor, public: bool, submitter_id: UUID) -> None:
     """Probes are visible like the audit trail: to administrators and the submitter."""
     if actor.is_admin or submitter_id == actor.user_id:
         return
-    if status == "Approved":
+    if public:
         raise Forbidden("Only the submitter or an administrator may read or ask for probes.")
     raise NotFound("Registration not found.")
 
@@ -141,7 +136,7 @@ async def request(*, db: Database, actor: Actor, registration_id: UUID, enabled:
     row = await db.fetchrow(_REQUEST, registration_id, actor.is_admin, actor.user_id, enabled, interval)
     if row is None:
         raise NotFound("Registration not found.")
-    _check_reader(actor, row["status"], row["submitter_id"])
+    _check_reader(actor, row["public"], row["submitter_id"])
     if not enabled:
         raise Conflict("Probing is off: PROBE_SCHEDULE is not set.")
     if not row["reserved"]:
@@ -153,13 +148,20 @@ async def request(*, db: Database, actor: Actor, registration_id: UUID, enabled:
                   known_tools=dict(row["known_tools"]), trigger="requested")
 
 
-async def record(*, db: Database, target: Target, result: ProbeResult, requested_by: UUID | None = None,
-                 ) -> asyncpg.Record:
+# What a withdrawn server's entry says in the feed (DRIFT_POLICY=withdraw).
+WITHDRAWN_MESSAGE = ("Withdrawn by the registry: the server's tools changed after approval; "
+                     "an administrator must review them.")
+
+
+async def record(*, db: Database, target: Target, result: ProbeResult, drift_policy: DriftPolicy,
+                 requested_by: UUID | None = None) -> asyncpg.Record:
+    """Store a probe and apply it to the registration's attestation (drift included), in one statement."""
     row = await db.fetchrow(
         _RECORD, target.registration_id, target.revision, target.trigger, requested_by, result.checked_at,
         result.outcome, result.duration_ms, result.protocol_version, result.server_info, result.instructions,
         result.tools, result.prompts, result.resources, result.tools_hash,
-        [finding.as_json() for finding in result.findings], result.error, result.auth)
+        [finding.as_json() for finding in result.findings], result.error, result.auth, drift_policy,
+        WITHDRAWN_MESSAGE)
     assert row is not None
     return row
 
@@ -183,5 +185,5 @@ async def page(*, db: Database, actor: Actor, registration_id: UUID, limit: int,
     rows = await db.fetch(_PROBES, registration_id, actor.is_admin, actor.user_id, limit, offset)
     if not rows:
         raise NotFound("Registration not found.")
-    _check_reader(actor, rows[0]["registration_status"], rows[0]["submitter_id"])
+    _check_reader(actor, rows[0]["public"], rows[0]["submitter_id"])
     return [row for row in rows if row["probe_id"] is not None]

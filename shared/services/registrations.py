@@ -158,6 +158,10 @@ _PUBLISHED_SEARCH = ("lower(r.published_endpoint_name || chr(31) || r.published_
 _OTHERS_PUBLISHED = "(r.submitter_id <> $3::uuid AND r.published_revision IS NOT NULL)"
 
 
+_ATTESTATION = "SELECT 1 FROM attestations AS a WHERE a.registration_id = r.registration_id"
+_DRIFTED = "a.drifted AND a.baseline_revision = r.published_revision"
+
+
 def list_filter(query: RegistrationQuery, *, own_only: bool, is_admin: bool) -> tuple[str, list[Any]]:
     """A WHERE clause built only from fixed fragments; every value is a parameter.
 
@@ -197,6 +201,16 @@ def list_filter(query: RegistrationQuery, *, own_only: bool, is_admin: bool) -> 
         else:
             conditions.append(f"((r.submitter_id = $3::uuid AND {_LATEST_SEARCH} LIKE {pattern})"
                               f" OR ({_OTHERS_PUBLISHED} AND {_PUBLISHED_SEARCH} LIKE {pattern}))")
+    # Administrators' filters (the route refuses them to anyone else), on the latest probe.
+    attested = []
+    if query.outcome is not None:
+        attested.append(f"a.latest->>'outcome' = {parameter(query.outcome)}")
+    if query.findings is not None:
+        attested.append(f"(a.latest->'findings'->>{parameter(query.findings)}::text)::integer > 0")
+    if attested:
+        conditions.append(f"EXISTS ({_ATTESTATION} AND {' AND '.join(attested)})")
+    if query.drifted is not None:
+        conditions.append(f"{'' if query.drifted else 'NOT '}EXISTS ({_ATTESTATION} AND {_DRIFTED})")
     return " AND ".join(conditions), arguments
 
 
@@ -222,9 +236,14 @@ async def list_page(*, db: Database, actor: Actor, query: RegistrationQuery, own
             FROM (SELECT 1 FROM registrations AS r WHERE {where} LIMIT {TOTAL_CAP + 1}) AS capped
         ) AS counted
         LEFT JOIN LATERAL (
-            SELECT {columns.viewed_by(FULL_VIEW)} FROM registrations AS r WHERE {where}
+            -- The attestation above the OFFSET: a page at offset 10,000 would otherwise look up 10,020.
+            SELECT r.*, {columns.attestation_summary(FULL_VIEW)} AS attestation
+            FROM (
+                SELECT {columns.viewed_by(FULL_VIEW, attestation=False)} FROM registrations AS r WHERE {where}
+                ORDER BY r.created_at DESC, r.registration_id DESC
+                LIMIT $1 OFFSET ${len(arguments) + 4}
+            ) AS r
             ORDER BY r.created_at DESC, r.registration_id DESC
-            LIMIT $1 OFFSET ${len(arguments) + 4}
         ) AS page ON true
         """,
         query.limit, actor.is_admin, actor.user_id, *arguments, query.offset,
