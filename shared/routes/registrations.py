@@ -56,7 +56,7 @@ is added (an exact count of hundreds of thousands of rows would cost more than t
   (`high`, `medium` or `low`: the latest probe has at least one finding of that severity).
 - Unknown query parameters are ignored; a known one with a bad value is 422."""
 _LIST_ERRORS = texts.QUERY_422 | {
-    403: "`outcome`, `drifted` or `findings` from a caller who is not an administrator (or the token may "
+    403: "`outcome`, `drifted` or `findings` sent by anyone other than an administrator (or the token may "
          "not be used here)."}
 _REVISIONS_NOTE = """Every create and every edit makes a new numbered revision holding the fields as submitted.
 The submitter and administrators see the latest revision; anyone else sees a registration only while
