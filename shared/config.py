@@ -10,104 +10,21 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
 from shared.endpoint_policy import IPNetwork, parse_networks
+from shared.settings_reader import ConfigError as ConfigError  # raised here, caught by its users
+from shared.settings_reader import Reader
 
 DbAuth = Literal["password", "entra"]
 FeedAuth = Literal["anonymous", "entra"]
 DriftPolicy = Literal["flag", "withdraw"]
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names it and says what is expected."""
-
-
-class _Reader:
-    """Reads typed values from an environment mapping, raising ConfigError with the name."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def text(self, name: str, default: str | None = None) -> str:
-        value = self._env.get(name, "").strip()
-        if value:
-            return value
-        if default is None:
-            raise ConfigError(f"{name} is required but not set")
-        return default
-
-    def optional(self, name: str) -> str | None:
-        value = self._env.get(name, "").strip()
-        return value or None
-
-    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
-        return int(self._bounded(name, default, minimum, maximum, int, "a whole number"))
-
-    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
-        return self._bounded(name, default, minimum, maximum, float, "a number of seconds")
-
-    def _bounded(self, name: str, default: float, minimum: float, maximum: float,
-                 parse: Callable[[str], float], kind: str) -> float:
-        raw = self._env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = parse(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
-        if not minimum <= value <= maximum:
-            raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
-        return value
-
-    def flag(self, name: str, default: bool = False) -> bool:
-        raw = self._env.get(name)
-        if raw is None:
-            return default
-        lowered = raw.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self.text(name, default)
-        normalised = value.lower() if name != "LOG_LEVEL" else value.upper()
-        if normalised not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        return normalised
-
-    def guid(self, name: str, *, required: bool) -> str | None:
-        value = self.text(name) if required else self.optional(name)
-        if value is None:
-            return None
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            raise ConfigError(f"{name} must be a GUID, got {value!r}") from None
-
-    def csv(self, name: str) -> tuple[str, ...]:
-        return tuple(part.strip() for part in self._env.get(name, "").split(",") if part.strip())
-
-    def url(self, name: str, default: str) -> str:
-        value = self.text(name, default).rstrip("/")
-        parts = urlsplit(value)
-        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-        if parts.hostname and (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
-            return value
-        raise ConfigError(f"{name} must be an https URL (http only on a loopback host), got {value!r}")
-
-
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     url: str
@@ -122,7 +39,7 @@ class DatabaseSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DatabaseSettings:
-        read = _Reader(os.environ if env is None else env)
+        read = Reader(os.environ if env is None else env)
         url = read.text("DATABASE_URL")
         if urlsplit(url).scheme not in ("postgres", "postgresql"):
             raise ConfigError("DATABASE_URL must start with postgresql:// (a libpq connection URI)")
@@ -156,7 +73,7 @@ class EntraSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EntraSettings:
-        read = _Reader(os.environ if env is None else env)
+        read = Reader(os.environ if env is None else env)
         environment = os.environ if env is None else env
         if not environment.get("ENTRA_API_CLIENT_ID") and environment.get("AZURE_CLIENT_ID"):
             raise ConfigError(
@@ -190,7 +107,7 @@ class EndpointSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EndpointSettings:
-        read = _Reader(os.environ if env is None else env)
+        read = Reader(os.environ if env is None else env)
         try:
             networks = parse_networks(read.csv("ALLOWED_ENDPOINT_NETWORKS"))
         except ValueError as error:
@@ -212,7 +129,7 @@ class ReviewSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ReviewSettings:
-        read = _Reader(os.environ if env is None else env)
+        read = Reader(os.environ if env is None else env)
         return cls(
             require_match=read.flag("REVIEW_REQUIRE_MATCH"),
             allow_self_approval=read.flag("REVIEW_ALLOW_SELF_APPROVAL"),
@@ -239,7 +156,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        read = _Reader(os.environ if env is None else env)
+        read = Reader(os.environ if env is None else env)
         origins = read.csv("CORS_ORIGINS")
         for origin in origins:
             if origin != "*" and not _ORIGIN.match(origin):
@@ -297,7 +214,7 @@ class ProbeSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProbeSettings:
-        read = _Reader(os.environ if env is None else env)
+        read = Reader(os.environ if env is None else env)
         schedule = read.optional("PROBE_SCHEDULE")
         if schedule is not None and len(schedule.split()) != 6:
             raise ConfigError(f"PROBE_SCHEDULE must be an NCRONTAB expression with six fields (seconds first), "
