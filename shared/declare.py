@@ -36,7 +36,7 @@ from shared import texts
 from shared.auth import NOT_ADMIN, CurrentUser, authenticate, sign_in
 from shared.config import get_settings
 from shared.errors import Forbidden, NotFound
-from shared.http import FunctionEntry, empty_response, endpoint, parse_body, parse_query
+from shared.http import FunctionEntry, empty_response, endpoint, guid_value, parse_body, parse_query
 from shared.services.registrations import Actor
 from shared.services.users import UserRow
 
@@ -165,10 +165,9 @@ class Call(Generic[Body, Query]):
         return cast(Query, self._query)
 
     def path_id(self, name: str) -> UUID:
-        """A `{name:guid}` route parameter. The host routes only GUIDs here; a form it takes and
-        Python does not is answered as an unknown id."""
+        """A `{name:guid}` route parameter, in any form the host routes there."""
         try:
-            return UUID(self.req.route_params[name])
+            return guid_value(self.req.route_params[name])
         except (KeyError, ValueError):
             raise NotFound(texts.UNKNOWN_ID[name]) from None
 

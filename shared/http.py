@@ -199,3 +199,20 @@ def endpoint(handler: Handler) -> FunctionEntry:
     entry.__doc__ = handler.__doc__
     entry.__module__ = handler.__module__
     return entry
+
+
+# .NET's Guid.TryParse, which matches `{x:guid}` routes on the Functions host, also takes
+# `(…)` and the hex-field form `{0x…,0x…,0x…,{0x…,…}}` that Python's UUID refuses.
+_HEX_FIELD_WIDTHS = (8, 4, 4) + (2,) * 8
+
+
+def guid_value(text: str) -> UUID:
+    """The GUID in a `{x:guid}` route value, in any form the host routes; ValueError otherwise."""
+    text = text.strip()
+    fields = re.findall(r"0x([0-9a-fA-F]+)", text)
+    if len(fields) == len(_HEX_FIELD_WIDTHS) and all(
+            len(value) <= width for value, width in zip(fields, _HEX_FIELD_WIDTHS, strict=True)):
+        return UUID("".join(value.zfill(width) for value, width in zip(fields, _HEX_FIELD_WIDTHS, strict=True)))
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1]
+    return UUID(text)

@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -205,6 +206,17 @@ def test_visibility_by_id(client: httpx.Client, user: Caller, other_user: Caller
 def test_non_guid_ids_do_not_reach_the_handler(client: httpx.Client, user: Caller) -> None:
     assert client.get("/registrations/not-a-guid", headers=user.headers).status_code == 404
     assert client.get("/registrations/my", headers=user.headers).status_code == 200
+
+
+def test_every_guid_form_the_host_routes_finds_the_registration(client: httpx.Client, user: Caller) -> None:
+    registration_id = submit(client, user)["registration_id"]
+    fields = uuid.UUID(registration_id).hex
+    bytes_part = ",".join(f"0x{fields[i:i + 2]}" for i in range(16, 32, 2))
+    hex_fields = f"{{0x{fields[:8]},0x{fields[8:12]},0x{fields[12:16]},{{{bytes_part}}}}}"
+    for spelled in (fields, "{" + registration_id + "}", "(" + registration_id.upper() + ")", hex_fields):
+        response = client.get(f"/registrations/{quote(spelled, safe='{},()')}", headers=user.headers)
+        assert response.status_code == 200, spelled
+        assert response.json()["registration_id"] == registration_id
 
 
 def test_lists_show_only_what_the_caller_may_see(
