@@ -2,10 +2,10 @@
 
 import azure.functions as func
 
-from shared import openapi, telemetry
+from shared import api, telemetry
 
 telemetry.configure()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 # Every resource's declarations, which the OpenAPI document walks too.
-for routes in openapi.ROUTES:
+for routes in api.ROUTES:
     app.register_functions(routes.blueprint)

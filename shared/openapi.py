@@ -2,32 +2,26 @@
 operations every route module declares beside its handlers (`shared.declare`) and the pydantic
 models they parse and answer with, so the document cannot drift from them.
 
-`ROUTES` is every route module's declarations, this one's last; `function_app` registers their
-blueprints. `build(settings)` turns the declarations into paths relative to the server
-`/{routePrefix}` of host.json; `document(settings)` is that, serialised once.
+`build(settings, operations)` turns the declarations (`shared.api.OPERATIONS`) into paths relative to
+the server `/{routePrefix}` of host.json. Only `shared.api.document` imports this module, on the
+first request for the document: the app's cold start does not carry the builder.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
-import azure.functions as func
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared import texts
-from shared.config import EntraSettings, FeedAuth, Settings, get_settings
-from shared.declare import NOT_MODIFIED, Access, Answer, Call, Model, Operation, Raw, Routes, resolve
+from shared.config import EntraSettings, FeedAuth, Settings
+from shared.declare import Access, Model, Operation, Raw, resolve
 from shared.http import JSON_TYPE, PROBLEM_TYPE
 from shared.http import route_prefix as route_prefix  # where the document's paths are relative to
-from shared.routes import attestation, docs, feed, health, registrations, revisions, users
 from shared.schemas.common import Problem
-
-routes = Routes("docs")
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -230,11 +224,11 @@ def _operation(operation: Operation, schemas: _Schemas, entra: EntraSettings, fe
     return result
 
 
-def build(settings: Settings, operations: Iterable[Operation] | None = None) -> dict[str, Any]:
+def build(settings: Settings, operations: Iterable[Operation]) -> dict[str, Any]:
     """The OpenAPI document for these settings (the sign-in endpoints and the feed's authentication),
     of every declared operation, grouped in the order of the tags."""
     entra = settings.entra
-    ordered = sorted(OPERATIONS if operations is None else operations, key=lambda operation: _TAG_ORDER[operation.tag])
+    ordered = sorted(operations, key=lambda operation: _TAG_ORDER[operation.tag])
     schemas = _Schemas(ordered)
     paths: dict[str, dict[str, Any]] = {}
     for operation in ordered:
@@ -248,26 +242,3 @@ def build(settings: Settings, operations: Iterable[Operation] | None = None) -> 
         "paths": paths,
         "components": {"schemas": schemas.components, "securitySchemes": _security_schemes(entra)},
     }
-
-
-@lru_cache(maxsize=4)
-def document(settings: Settings) -> bytes:
-    """The document as served, built once per settings (they change only on a restart)."""
-    return json.dumps(build(settings), ensure_ascii=False, separators=(",", ":")).encode()
-
-
-@routes.declare(
-    "GET", "openapi.json", access="anonymous", summary="This OpenAPI document",
-    answers=(Answer(200, "The OpenAPI 3.1 description of every operation.",
-                    Raw((JSON_TYPE,), {"type": "object", "description": "An OpenAPI 3.1 document."}), ("ETag",)),
-             NOT_MODIFIED),
-)
-async def openapi_document(call: Call[None, None]) -> func.HttpResponse:
-    settings = get_settings()
-    return docs.send(call.req, docs.Content(document(settings), JSON_TYPE), docs.REVALIDATE, settings)
-
-
-# In the order the app registers them.
-ROUTES = (health.routes, users.routes, registrations.routes, revisions.routes, feed.routes, docs.routes,
-          attestation.routes, routes)
-OPERATIONS = tuple(operation for declared in ROUTES for operation in declared.operations)

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared import openapi
+from shared import api, openapi
 from shared.config import Settings
 from shared.http import PROBLEM_TYPE
 from tests.registry import decide, submit
@@ -57,7 +57,7 @@ SETTINGS = Settings.from_env({
     "ENTRA_TENANT_ID": DEFAULT_TENANT_ID,
     "ENTRA_API_CLIENT_ID": DEFAULT_CLIENT_ID,
 })
-DOCUMENT = openapi.build(SETTINGS)
+DOCUMENT = openapi.build(SETTINGS, api.OPERATIONS)
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 fuzz_settings = settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
                          suppress_health_check=list(HealthCheck))

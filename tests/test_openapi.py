@@ -14,7 +14,7 @@ from azure.functions.decorators.http import HttpTrigger
 from openapi_spec_validator import validate
 
 import function_app
-from shared import openapi
+from shared import api, openapi
 from shared.auth import NOT_ADMIN
 from shared.config import Settings
 from shared.routes import docs
@@ -35,7 +35,7 @@ def make_settings(**overrides: str) -> Settings:
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    return openapi.build(make_settings(ENTRA_REQUIRED_SCOPE="access_as_user"))
+    return openapi.build(make_settings(ENTRA_REQUIRED_SCOPE="access_as_user"), api.OPERATIONS)
 
 
 def triggers() -> tuple[tuple[str, str, str], ...]:
@@ -68,12 +68,12 @@ def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
 def test_the_host_indexes_each_declaration_as_a_plain_http_trigger() -> None:
     served = set(triggers())
     assert len(served) >= 19
-    declared = {(entry.route, entry.method.lower(), entry.function) for entry in openapi.OPERATIONS}
+    declared = {(entry.route, entry.method.lower(), entry.function) for entry in api.OPERATIONS}
     assert declared == served
 
 
 def test_a_catch_all_trigger_documents_each_path_it_serves(document: dict[str, Any]) -> None:
-    server = [(openapi.documented_path(entry), entry.method) for entry in openapi.OPERATIONS
+    server = [(openapi.documented_path(entry), entry.method) for entry in api.OPERATIONS
               if entry.function == "feed_server"]
     assert server == [("/v0.1/servers/{serverName}/versions", "GET"),
                       ("/v0.1/servers/{serverName}/versions/{version}", "GET"),
@@ -214,7 +214,7 @@ def test_security_follows_the_operation_and_the_feed_setting(document: dict[str,
     signed_in = [{"bearer": []}, {"entra": [f"api://{CLIENT}/access_as_user"]}]
     assert paths["/registrations"]["post"]["security"] == signed_in
     assert paths["/registrations/{registration_id}"]["delete"]["security"] == signed_in
-    entra_feed = openapi.build(make_settings(REGISTRY_FEED_AUTH="entra"))
+    entra_feed = openapi.build(make_settings(REGISTRY_FEED_AUTH="entra"), api.OPERATIONS)
     feed = entra_feed["paths"]["/v0.1/servers"]["get"]
     assert feed["security"] == [{"bearer": []}, {"entra": [f"api://{CLIENT}/.default"]}]
     assert {"401", "403"} <= set(feed["responses"])
@@ -233,7 +233,7 @@ def test_security_schemes_name_the_tenant_authority_and_scope(document: dict[str
 
 def test_request_examples_pass_the_request_models() -> None:
     checked = 0
-    for operation in openapi.OPERATIONS:
+    for operation in api.OPERATIONS:
         if operation.request is not None and operation.request_example is not None:
             operation.request.model_validate(operation.request_example)
             checked += 1
@@ -249,7 +249,7 @@ def test_every_tag_is_declared_and_used(document: dict[str, Any]) -> None:
 
 def test_the_built_document_is_cached_per_settings() -> None:
     settings = make_settings()
-    assert openapi.document(settings) is openapi.document(settings)
+    assert api.document(settings) is api.document(settings)
 
 
 # Served over HTTP by the dev host.
@@ -277,7 +277,7 @@ def test_every_operation_enforces_its_documented_access_rule(
     client: httpx.Client, make_caller: Callable[..., Caller]
 ) -> None:
     served = client.get("/openapi.json").json()
-    declared = {openapi.operation_id(entry): entry.access for entry in openapi.OPERATIONS}
+    declared = {openapi.operation_id(entry): entry.access for entry in api.OPERATIONS}
     user, admin = make_caller(), make_caller(admin=True)
     values = {"registration_id": submit(client, user)["registration_id"], "version": "latest", "asset": "docs.js",
               "user_id": client.post("/users", headers=user.headers).json()["user_id"],

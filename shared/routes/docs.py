@@ -1,4 +1,4 @@
-"""The interactive documentation on GET /api/docs, over the document `shared.openapi` serves.
+"""The interactive documentation on GET /api/docs, over the document `shared.openapi` builds.
 
 The documentation is Swagger UI, vendored under shared/static so that every file the page loads
 comes from this app: it works offline and under a Content-Security-Policy that allows scripts
