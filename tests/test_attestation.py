@@ -26,11 +26,8 @@ HostFactory = Callable[[Mapping[str, str]], RunningHost]
 
 @pytest.fixture(scope="module")
 def mcp_port() -> Iterator[int]:
-    servers = fx.LoopbackServers()
-    servers.add("weather", fx.streamable(fx.weather_server()))
-    servers.start()
-    yield servers.port("weather")
-    servers.stop()
+    with fx.serving_weather() as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

@@ -61,11 +61,8 @@ def test_the_apps_timer_runs_only_where_its_schedule_is_set() -> None:
 
 @pytest.fixture(scope="module")
 def mcp_port() -> Iterator[int]:
-    servers = fx.LoopbackServers()
-    servers.add("weather", fx.streamable(fx.weather_server()))
-    servers.start()
-    yield servers.port("weather")
-    servers.stop()
+    with fx.serving_weather() as port:
+        yield port
 
 
 def test_the_timer_probes_due_and_published_registrations(postgres: PostgresCluster, authority: DevAuthority,
