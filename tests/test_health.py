@@ -20,7 +20,8 @@ HEALTHY = b'{"status":"healthy","database":"connected"}'
 UNHEALTHY = b'{"status":"unhealthy","database":"disconnected"}'
 # The contract's 2 s database bound plus the time a request takes on a busy test machine.
 UNHEALTHY_WITHIN_SECONDS = 3.0
-RECOVERS_WITHIN_SECONDS = 5.0
+# Only a guard: the app heals by itself, and how fast a busy machine lets it is not the feature.
+RECOVERS_WITHIN_SECONDS = 60.0
 
 HostFactory = Callable[[Mapping[str, str]], RunningHost]
 

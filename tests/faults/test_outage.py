@@ -15,19 +15,16 @@ from tools.pgserver import PgServer
 
 HostFactory = Callable[[Mapping[str, str]], RunningHost]
 
-# DB_CONNECT_TIMEOUT and DB_ACQUIRE_TIMEOUT of the host (1 s each) with room for a busy machine.
-ANSWER_WITHIN_SECONDS = 3.0
-RECOVER_WITHIN_SECONDS = 5.0
-BEFORE_SECONDS = 1.0
-DOWN_SECONDS = 3.0
-# Load goes on this long after the first success, to see that it was no fluke.
-SETTLE_SECONDS = 1.5
-
-
-def wait_for_a_success(load: Load, *, since: float, within: float) -> None:
-    deadline = since + within
-    while time.monotonic() < deadline and not any(o.started >= since and o.succeeded for o in load.outcomes):
-        time.sleep(0.05)
+# DB_CONNECT_TIMEOUT and DB_ACQUIRE_TIMEOUT of the host (1 s each) with room for a busy machine:
+# answering in time while the database is gone is the feature under test.
+ANSWER_WITHIN_SECONDS = 4.0
+# Each phase lasts a number of answers, not a stretch of time, so the test sees the same story on
+# a fast machine and on a loaded one: successes before the stop, refusals while the server is
+# down, and successes after the first one that follows the restart (to see it was no fluke).
+THREADS = 3
+SUCCESSES_BEFORE = 6
+ANSWERS_WHILE_DOWN = 10
+ANSWERS_AFTER_RECOVERY = 6
 
 
 def describe(outcomes: list[Outcome]) -> str:
@@ -46,19 +43,21 @@ def test_an_outage_under_load_answers_503_in_time_heals_and_loses_nothing(
     # lose commits already answered 201; production commits synchronously, and so does this test.
     Sql(url).execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" SET synchronous_commit = on')
     host = host_factory(app_environment(url, authority, DB_CONNECT_TIMEOUT="1", DB_ACQUIRE_TIMEOUT="1"))
-    caller = make_caller()
+    # A submitter per thread: one submitter's load would meet MAX_PENDING_PER_USER (429).
+    submitters = [make_caller() for _ in range(THREADS)]
 
-    with Load(host.base_url, caller.headers) as load:
-        time.sleep(BEFORE_SECONDS)
+    with Load(host.base_url, [submitter.headers for submitter in submitters]) as load:
+        load.wait_for(lambda o: o.succeeded, SUCCESSES_BEFORE, what="succeeding before the outage")
         stopping = time.monotonic()
         server.stop(mode)
         down = time.monotonic()
-        time.sleep(DOWN_SECONDS)
+        load.wait_for(lambda o: o.started >= down, ANSWERS_WHILE_DOWN, what="to requests sent while down")
         starting = time.monotonic()
         server.start()
         up = time.monotonic()
-        wait_for_a_success(load, since=up, within=RECOVER_WITHIN_SECONDS)
-        time.sleep(SETTLE_SECONDS)
+        first = load.wait_for(lambda o: o.started >= up and o.succeeded, 1, what="succeeding after the restart")
+        recovered = min(o.finished for o in first)
+        load.wait_for(lambda o: o.started >= recovered, ANSWERS_AFTER_RECOVERY, what="after the recovery")
     outcomes = sorted(load.outcomes, key=lambda outcome: outcome.started)
 
     # Nothing hangs, nothing is a bug, nothing is left without an answer, whatever the phase.
@@ -70,15 +69,14 @@ def test_an_outage_under_load_answers_503_in_time_heals_and_loses_nothing(
 
     before = [o for o in outcomes if o.finished < stopping]
     during = [o for o in outcomes if o.started >= down and o.finished < starting]
-    assert before
+    assert len(before) >= SUCCESSES_BEFORE
     assert all(o.succeeded for o in before), describe([o for o in before if not o.succeeded])
-    assert len(during) >= 10, describe(during)
+    assert len(during) >= ANSWERS_WHILE_DOWN, describe(during)
     assert {o.status for o in during} == {503}
 
-    recovered = min((o.finished for o in outcomes if o.started >= up and o.succeeded), default=float("inf"))
-    assert recovered - up < RECOVER_WITHIN_SECONDS
+    # The app healed by itself: every request sent after the first success went through.
     settled = [o for o in outcomes if o.started >= recovered]
-    assert settled
+    assert len(settled) >= ANSWERS_AFTER_RECOVERY
     assert all(o.succeeded for o in settled), describe([o for o in settled if not o.succeeded])
     assert host.process.poll() is None
 
