@@ -47,9 +47,9 @@ class Result:
     bodies: list[Any] = field(default_factory=list)
 
 
-def _start_host(bench: Bench, database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start_host(bench: Bench, database_url: str, **overrides: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    environment = {**os.environ, **app_environment(database_url, bench.authority)}
+    environment = {**os.environ, **app_environment(database_url, bench.authority, **overrides)}
     process = subprocess.Popen([sys.executable, "-m", "tools.devhost", "--port", str(port)], cwd=PROJECT_ROOT,
                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return process, f"http://127.0.0.1:{port}/api"
@@ -71,7 +71,7 @@ async def _wait_until_up(session: aiohttp.ClientSession, base: str, process: sub
 
 
 async def _drive(session: aiohttp.ClientSession, base: str, target: Target, seconds: float,
-                 keep_bodies: bool = False) -> Result:
+                 keep_bodies: bool = False, concurrency: int = CONCURRENCY) -> Result:
     result = Result()
     deadline = time.perf_counter() + seconds
     headers = {} if target.token is None else {"Authorization": f"Bearer {target.token}"}
@@ -92,7 +92,7 @@ async def _drive(session: aiohttp.ClientSession, base: str, target: Target, seco
                 result.bodies.append(payload)
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.elapsed = time.perf_counter() - started
     return result
 
@@ -187,5 +187,52 @@ async def _run(bench: Bench, database_url: str, seconds: float) -> Table:
     return table
 
 
+# Concurrent requests per worker measured for infra/main.bicep's `httpPerInstanceConcurrency`: on
+# Flex Consumption a Python app gets 1 by default (Microsoft Learn, "Concurrency in Azure
+# Functions", https://learn.microsoft.com/azure/azure-functions/functions-concurrency).
+PER_WORKER_CONCURRENCY = (1, 4, 16)
+
+
+async def _run_concurrency(bench: Bench, database_url: str, seconds: float) -> Table:
+    """One worker (one dev host process, one pool) at 1, 4 and 16 requests in flight: what more
+    concurrency per instance buys in throughput and costs in tail latency."""
+    import json
+
+    user = person(SMALL, 3)
+    user_token = bench.authority.mint(oid=user.oid, name=user.name, email=user.email)
+    # The pool as large as the most requests in flight, so the pool is not what is measured.
+    process, base = _start_host(bench, database_url, DB_POOL_MAX_SIZE=str(max(PER_WORKER_CONCURRENCY)))
+    table = Table(f"One worker at 1, 4 and 16 concurrent requests: dev host over HTTP, {seconds:g} s each",
+                  ["endpoint", "concurrency", "req/s", "p50 ms", "p99 ms", "requests", "unexpected"])
+    connector = aiohttp.TCPConnector(limit=max(PER_WORKER_CONCURRENCY))
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await _wait_until_up(session, base, process)
+            listing = json.loads(await (await session.get(
+                f"{base}/registrations", headers={"Authorization": f"Bearer {user_token}"})).read())
+            visible = listing["results"][0]
+            targets = [
+                Target("GET /registrations/{id}", "GET",
+                       _cycle([(f"registrations/{visible['registration_id']}", None)]), user_token, 200),
+                Target("GET /registrations", "GET", _cycle([("registrations", None)]), user_token, 200),
+                Target("GET /v0.1/servers", "GET", _cycle([("v0.1/servers", None)]), None, 200),
+            ]
+            for target in targets:
+                for concurrency in PER_WORKER_CONCURRENCY:
+                    progress(f"http: {target.label} at {concurrency}")
+                    result = await _drive(session, base, target, seconds, concurrency=concurrency)
+                    count = len(result.latencies)
+                    table.add(target.label, concurrency, count / result.elapsed if result.elapsed else 0.0,
+                              ms(percentile(result.latencies, 0.5)) if count else "-",
+                              ms(percentile(result.latencies, 0.99)) if count else "-", count, result.unexpected)
+    finally:
+        process.terminate()
+        process.wait(10)
+    table.notes += ["client, dev host and PostgreSQL share the machine's cores; read the ratios between rows"]
+    return table
+
+
 def run(bench: Bench) -> list[Table]:
-    return [asyncio.run(_run(bench, bench.small_database(), 1.5 if bench.quick else 3.0))]
+    seconds = 1.5 if bench.quick else 3.0
+    return [asyncio.run(_run_concurrency(bench, bench.small_database(), seconds)),
+            asyncio.run(_run(bench, bench.small_database(), seconds))]

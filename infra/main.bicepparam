@@ -20,8 +20,8 @@ param entraAdminPrincipalType = readEnvironmentVariable('PG_ADMIN_TYPE', 'User')
 // This machine's public IP, for migrations; leave unset to open no such rule.
 param clientIpAddress = readEnvironmentVariable('CLIENT_IP_ADDRESS', '')
 
-// Burstable B2s: 414 user connections; 40 instances (the Flex minimum) with pools of 8 hold 320
-// of them, leaving 94 for migrations, an operator and instances beyond the cap in a burst.
+// Burstable B2s: 414 user connections; 40 HTTP instances and the timer's, 4 requests each with
+// pools of 4, hold 164 of them (infra/README.md, "Connection budget").
 param postgresSkuName = 'Standard_B2s'
 param enablePgBouncer = false
 param maximumInstanceCount = 40
@@ -29,4 +29,6 @@ param databaseConnectionBudget = 320
 param postgresGeoRedundantBackup = bool(readEnvironmentVariable('PG_GEO_REDUNDANT_BACKUP', 'true'))
 
 param passwordAuthEnabled = false
+// The private network (infra/README.md, "Private network"); off unless VNET_ENABLED=true.
+param vnetEnabled = bool(readEnvironmentVariable('VNET_ENABLED', 'false'))
 param corsOrigins = []

@@ -25,6 +25,10 @@ FeedAuth = Literal["anonymous", "entra"]
 DriftPolicy = Literal["flag", "withdraw"]
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+# Big platforms whose shared hosting domains are not all on the Public Suffix List (API.md).
+DEFAULT_RESERVED_NAMESPACES = ("com.microsoft", "com.azure", "com.github", "io.github", "com.google",
+                               "com.amazonaws", "com.openai", "com.anthropic")
+_NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     url: str
@@ -104,6 +108,8 @@ class EndpointSettings:
 
     allow_http: bool = False
     allowed_networks: tuple[IPNetwork, ...] = ()
+    # Server-name namespaces only an administrator may give, unless the endpoint host reversed in full.
+    reserved_namespaces: tuple[str, ...] = DEFAULT_RESERVED_NAMESPACES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EndpointSettings:
@@ -112,7 +118,13 @@ class EndpointSettings:
             networks = parse_networks(read.csv("ALLOWED_ENDPOINT_NETWORKS"))
         except ValueError as error:
             raise ConfigError(f"ALLOWED_ENDPOINT_NETWORKS must list CIDRs separated by commas: {error}") from None
-        return cls(allow_http=read.flag("ALLOW_HTTP_ENDPOINTS"), allowed_networks=networks)
+        reserved = tuple(name.lower() for name in read.csv("RESERVED_NAMESPACES")) or DEFAULT_RESERVED_NAMESPACES
+        for name in reserved:
+            if not _NAMESPACE.match(name):
+                raise ConfigError(f"RESERVED_NAMESPACES must list reverse-DNS namespaces such as 'com.contoso', "
+                                  f"separated by commas, got {name!r}")
+        return cls(allow_http=read.flag("ALLOW_HTTP_ENDPOINTS"), allowed_networks=networks,
+                   reserved_namespaces=reserved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,32 +209,41 @@ def reset_settings() -> None:
 
 @dataclass(frozen=True, slots=True)
 class ProbeSettings:
-    """Attestation probes: off unless PROBE_SCHEDULE is set (an NCRONTAB expression with seconds,
-    read by the Functions host for the timer trigger; here only whether it is set matters). The
-    egress guard admits what the endpoint rules admit (`EndpointSettings`)."""
+    """Attestation probes: off unless PROBE_ENABLED is true (API.md, *Attestation*). PROBE_SCHEDULE is
+    the timer's NCRONTAB expression, read by the Functions host; it is deployed even while probing
+    is off, because an empty schedule fails the timer's indexing and disables the function on Azure
+    (azure-functions-host #10346). The egress guard admits what the endpoint rules admit
+    (`EndpointSettings`)."""
 
+    enabled: bool
     schedule: str | None
     batch_size: int
     concurrency: int
     endpoints: EndpointSettings
     # flag: a drifted server is marked; withdraw: it is also deprecated in the feed until accepted.
     drift_policy: DriftPolicy = "flag"
-
-    @property
-    def enabled(self) -> bool:
-        return self.schedule is not None
+    # Probes kept per registration by the round's pruning, besides the baseline's, the latest `ok`
+    # one of the published revision and those the audit trail names.
+    history: int = 50
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProbeSettings:
         read = Reader(os.environ if env is None else env)
+        enabled = read.flag("PROBE_ENABLED")
         schedule = read.optional("PROBE_SCHEDULE")
-        if schedule is not None and len(schedule.split()) != 6:
-            raise ConfigError(f"PROBE_SCHEDULE must be an NCRONTAB expression with six fields (seconds first), "
-                              f"such as '0 */15 * * * *', got {schedule!r}")
+        # The host's NCrontab takes five fields (minute first) or six (second first), as the
+        # timer trigger documents (https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer#ncrontab-expressions).
+        if schedule is not None and len(schedule.split()) not in (5, 6):
+            raise ConfigError(f"PROBE_SCHEDULE must be an NCRONTAB expression of five or six fields, such as "
+                              f"'0 */15 * * * *' (seconds first) or '*/15 * * * *', got {schedule!r}")
+        if enabled and schedule is None:
+            raise ConfigError("PROBE_SCHEDULE is required while PROBE_ENABLED is true: the timer trigger "
+                              "reads its schedule from it")
         policy = read.choice("DRIFT_POLICY", "flag", ("flag", "withdraw"))
-        return cls(schedule=schedule, batch_size=read.integer("PROBE_BATCH_SIZE", 100, 1, 10_000),
+        return cls(enabled=enabled, schedule=schedule, batch_size=read.integer("PROBE_BATCH_SIZE", 100, 1, 10_000),
                    concurrency=read.integer("PROBE_CONCURRENCY", 16, 1, 256), endpoints=EndpointSettings.from_env(env),
-                   drift_policy="withdraw" if policy == "withdraw" else "flag")
+                   drift_policy="withdraw" if policy == "withdraw" else "flag",
+                   history=read.integer("PROBE_HISTORY", 50, 1, 10_000))
 
 
 @lru_cache(maxsize=1)

@@ -134,8 +134,14 @@ def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
     return value
 
 
+def body_is_optional(model: type[BaseModel]) -> bool:
+    """Whether the operation taking `model` may be called without a body (then it is `{}`): a
+    model says so with `BODY_OPTIONAL = True`, and the OpenAPI document follows."""
+    return bool(getattr(model, "BODY_OPTIONAL", False))
+
+
 def parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
-    data = read_json_object(req)
+    data = {} if not req.get_body() and body_is_optional(model) else read_json_object(req)
     try:
         return model.model_validate(data)
     except ValidationError as error:

@@ -19,7 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from shared import texts
 from shared.config import EntraSettings, FeedAuth, Settings
 from shared.declare import Access, Model, Operation, Raw, resolve
-from shared.http import JSON_TYPE, PROBLEM_TYPE
+from shared.http import JSON_TYPE, PROBLEM_TYPE, body_is_optional
 from shared.http import route_prefix as route_prefix  # where the document's paths are relative to
 from shared.schemas.common import Problem
 
@@ -220,7 +220,7 @@ def _operation(operation: Operation, schemas: _Schemas, entra: EntraSettings, fe
         media: dict[str, Any] = {"schema": schemas.ref(operation.request, "validation")}
         if operation.request_example is not None:
             media["example"] = dict(operation.request_example)
-        result["requestBody"] = {"required": True, "content": {JSON_TYPE: media}}
+        result["requestBody"] = {"required": not body_is_optional(operation.request), "content": {JSON_TYPE: media}}
     return result
 
 

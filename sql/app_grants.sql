@@ -16,6 +16,8 @@
 DO $grants$
 DECLARE
     app text := current_setting('registry.app_role');
+    target text;
+    columns text;
 BEGIN
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', app);
     EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM %I', app);
@@ -31,8 +33,36 @@ BEGIN
     -- nextval for serial columns; identity columns need nothing more than INSERT.
     EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO %I', app);
 
-    -- The audit trail is append-only: an entry, once written, is never changed.
-    EXECUTE format('REVOKE UPDATE ON audit_log FROM %I', app);
+    -- Where history lives, UPDATE reaches exactly the columns the app's statements (and the
+    -- triggers they fire, which run as the app) change; the rest of such a row is written once.
+    -- Migration 0006's triggers hold those columns to their history besides. A table named here
+    -- without columns is append-only: the audit trail, and the probes (what a server answered).
+    -- Scheduling state (probe_queue) and new tables keep the common UPDATE.
+    FOR target, columns IN VALUES
+        ('users', 'email, display_name, is_admin'),  -- is_admin follows the token on every sign-in
+        ('registrations', 'endpoint_url, endpoint_name, description, owner_contact, available_tools, server_name, '
+            'transport, version, revision, status, approver_id, approved_at, status_reason, published_revision, '
+            'published_endpoint_url, published_endpoint_name, published_description, published_owner_contact, '
+            'published_available_tools, published_server_name, published_transport, published_version, '
+            'published_approver_id, published_approved_at, published_status_reason, published_updated_at, '
+            'published_at, publication, publication_message, deleted_at'),
+        ('registration_revisions', 'status, decided_by, decided_at, reason'),
+        ('registration_claims', 'registration_id'),
+        ('review_queue', 'pending'),
+        ('attestations', 'latest, published, baseline_revision, baseline, drifted, drift_withdrawn'),
+        ('probes', ''),
+        ('audit_log', '')
+    LOOP
+        EXECUTE format('REVOKE UPDATE ON %I FROM %I', target, app);
+        IF columns <> '' THEN
+            -- The list is written here, never taken from a request: format's %s is safe for it.
+            EXECUTE format('GRANT UPDATE (%s) ON %I TO %I', columns, target, app);
+        END IF;
+    END LOOP;
+    -- The one DELETE: the timer's round prunes old probes (a probe every round would otherwise
+    -- grow the table without bound), keeping each registration's newest PROBE_HISTORY, its
+    -- baseline's, the latest ok probe of its published revision and those its audit trail names.
+    EXECUTE format('GRANT DELETE ON probes TO %I', app);
     -- The migration ledger belongs to the migrator alone.
     EXECUTE format('REVOKE ALL ON schema_migrations FROM %I', app);
 END

@@ -32,8 +32,9 @@ def mcp_port() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def probing(database_url: str, authority: DevAuthority, host_factory: HostFactory) -> RunningHost:
-    return host_factory(app_environment(database_url, authority, PROBE_SCHEDULE="0 0 0 1 1 *",
-                                        ALLOWED_ENDPOINT_NETWORKS="127.0.0.0/8", ALLOW_HTTP_ENDPOINTS="true"))
+    return host_factory(app_environment(database_url, authority, PROBE_ENABLED="true",
+                                        PROBE_SCHEDULE="0 0 0 1 1 *", ALLOWED_ENDPOINT_NETWORKS="127.0.0.0/8",
+                                        ALLOW_HTTP_ENDPOINTS="true"))
 
 
 def _register(api: str, caller: Caller, url: str) -> dict[str, Any]:
@@ -47,11 +48,11 @@ def _register(api: str, caller: Caller, url: str) -> dict[str, Any]:
     return body
 
 
-def test_probing_is_off_without_a_schedule(api: str, user: Caller) -> None:
+def test_probing_is_off_unless_enabled(api: str, user: Caller) -> None:
     registration = _register(api, user, f"https://mcp.contoso.com/off-{user.oid[:8]}")
     answer = httpx.post(f"{api}/registrations/{registration['registration_id']}/probe", headers=user.headers)
     assert answer.status_code == 409
-    assert answer.json()["detail"] == "Probing is off: PROBE_SCHEDULE is not set."
+    assert answer.json()["detail"] == "Probing is off: PROBE_ENABLED is not true."
 
 
 def test_a_requested_probe_is_stored_and_limited_to_one_a_minute(probing: RunningHost, mcp_port: int, user: Caller,
@@ -81,10 +82,24 @@ def test_a_requested_probe_is_stored_and_limited_to_one_a_minute(probing: Runnin
 
     listed = httpx.get(f"{api}/registrations/{registration_id}/probes", headers=user.headers, timeout=30)
     assert listed.status_code == 200
-    assert listed.json() == {"results": [probe]}
+    # Lists are summaries; the whole probe is read by id.
+    assert listed.json() == {"results": [{
+        key: probe[key] for key in ("probe_id", "registration_id", "revision", "checked_at", "outcome", "duration_ms",
+                                    "protocol_version", "tools_hash", "error", "findings_omitted")}
+        | {"tool_count": 2, "findings": {"high": 0, "medium": 1, "low": 0}}]}
+    assert probe["findings_omitted"] == {}
+    by_id = httpx.get(f"{api}/registrations/{registration_id}/probes/{probe['probe_id']}", headers=user.headers,
+                      timeout=30)
+    assert (by_id.status_code, by_id.json()) == (200, probe)
+    elsewhere = httpx.get(f"{api}/registrations/{registration_id}/probes/{registration_id}", headers=user.headers,
+                          timeout=30)
+    assert (elsewhere.status_code, elsewhere.json()["detail"]) == (404, "This registration has no probe with this id.")
     latest = httpx.get(f"{api}/registrations/{registration_id}/probes/latest", headers=user.headers, timeout=30)
     assert (latest.status_code, latest.json()) == (200, probe)
     hidden = httpx.get(f"{api}/registrations/{registration_id}/probes", headers=other_user.headers, timeout=30)
+    assert hidden.status_code == 404
+    hidden = httpx.get(f"{api}/registrations/{registration_id}/probes/{probe['probe_id']}",
+                       headers=other_user.headers, timeout=30)
     assert hidden.status_code == 404
     row = sql.fetchrow("SELECT trigger, requested_by, outcome FROM probes WHERE registration_id = $1",
                        registration_id)
@@ -213,33 +228,49 @@ def test_drift_is_flagged_once_with_its_diff_and_accepted_by_another_admin(
     assert (shown["attestation"]["drifted"], shown["publication"]) == (True, "active")
 
     url = f"{api}/registrations/{registration_id}/attestation/accept"
-    refused = httpx.post(url, headers=submitter.headers, timeout=30)
+    latest = httpx.get(f"{api}/registrations/{registration_id}/probes/latest", headers=admin.headers,
+                       timeout=30).json()
+    refused = httpx.post(url, headers=submitter.headers, timeout=30, json={"probe_id": latest["probe_id"]})
     assert refused.status_code == 403
     assert refused.json()["detail"] == ("An administrator may not accept a drift of a registration they submitted; "
                                         "ask another administrator.")
-    assert httpx.post(url, headers=other_user.headers, timeout=30).status_code == 403
-    accepted = httpx.post(url, headers=admin.headers, timeout=30)
+    assert httpx.post(url, headers=other_user.headers, timeout=30, json={"probe_id": latest["probe_id"]}
+                      ).status_code == 403
+    # What the reviewer looked at was the drifted probe; the server was probed again since, and the latest
+    # ok probe is another one: accepting what was reviewed is refused, and nothing changes.
+    for reviewed in ({"probe_id": drifted["probe_id"]}, {"tools_hash": drifted["tools_hash"]},
+                     {"probe_id": latest["probe_id"], "tools_hash": drifted["tools_hash"]}):
+        stale = httpx.post(url, headers=admin.headers, timeout=30, json=reviewed)
+        assert (stale.status_code, stale.json()["detail"]) == (412, (
+            "The probe named is no longer the latest ok probe of the published revision: a probe recorded since "
+            "the review answered. Review the latest (GET …/probes/latest) and accept that one.")), stale.text
+    assert httpx.post(url, headers=admin.headers, timeout=30, json={"probe_id": "x"}).status_code == 422
+    assert _get(api, admin, registration_id)["attestation"]["drifted"] is True
+    assert _trail(api, admin, registration_id, "DriftAccepted") == []
+    accepted = httpx.post(url, headers=admin.headers, timeout=30,
+                          json={"probe_id": latest["probe_id"], "tools_hash": latest["tools_hash"]})
     assert accepted.status_code == 200, accepted.text
-    latest = httpx.get(f"{api}/registrations/{registration_id}/probes/latest", headers=admin.headers,
-                       timeout=30).json()
     assert accepted.json()["attestation"] == _summary(latest, drifted=False)
     assert _get(api, admin, registration_id)["attestation"]["drifted"] is False
     [entry] = _trail(api, admin, registration_id, "DriftAccepted")
     assert (entry["user_id"], entry["revision"], entry["metadata"]) == (_user_id(sql, admin), 1, {
         "probe_id": latest["probe_id"], "tools_hash": baseline["tools_hash"],
         "previous_probe_id": baseline["probe_id"], "previous_hash": baseline["tools_hash"], "reactivated": False})
-    nothing = httpx.post(url, headers=admin.headers, timeout=30)
+    nothing = httpx.post(url, headers=admin.headers, timeout=30, json={"probe_id": latest["probe_id"]})
     assert (nothing.status_code, nothing.json()["detail"]) == (
         409, "Nothing to accept: the published revision has not drifted.")
 
 
-def test_withdraw_deprecates_in_the_feed_and_accepting_reactivates(
+def test_withdraw_deprecates_in_the_feed_and_only_accepting_reactivates(
         database_url: str, authority: DevAuthority, host_factory: HostFactory, drifting: tuple[int, MCPServer],
-        user: Caller, admin: Caller, sql: Sql) -> None:
-    host = host_factory(app_environment(database_url, authority, PROBE_SCHEDULE="0 0 0 1 1 *",
-                                        ALLOWED_ENDPOINT_NETWORKS="127.0.0.0/8", ALLOW_HTTP_ENDPOINTS="true",
+        make_caller: Callable[..., Caller], admin: Caller, sql: Sql) -> None:
+    host = host_factory(app_environment(database_url, authority, PROBE_ENABLED="true",
+                                        PROBE_SCHEDULE="0 0 0 1 1 *", ALLOWED_ENDPOINT_NETWORKS="127.0.0.0/8",
+                                        ALLOW_HTTP_ENDPOINTS="true",
                                         DRIFT_POLICY="withdraw"))
     api, (port, server) = host.base_url, drifting
+    # The submitter is an administrator too: the four-eyes rule of accepting must hold against them.
+    user = make_caller(admin=True)
     registration = _register(api, user, f"http://127.0.0.1:{port}/mcp?withdraw={user.oid[:8]}")
     registration_id, name = registration["registration_id"], quote(registration["server_name"], safe="")
     _approve(api, admin, registration_id)
@@ -257,14 +288,38 @@ def test_withdraw_deprecates_in_the_feed_and_accepting_reactivates(
     assert feed["_meta"][META] == {"outcome": "ok", "checkedAt": drifted["checked_at"], "toolCount": 2,
                                    "toolsHash": drifted["tools_hash"], "drifted": True}
 
-    accepted = httpx.post(f"{api}/registrations/{registration_id}/attestation/accept", headers=admin.headers,
-                          timeout=30)
+    # Reactivating through the publication endpoint would step around accepting: refused to everyone.
+    for caller in (user, admin):
+        undone = httpx.patch(f"{api}/registrations/{registration_id}/publication", headers=caller.headers,
+                             timeout=30, json={"publication": "active"})
+        assert (undone.status_code, undone.json()["detail"]) == (409, (
+            "The registry withdrew this server because its tools drifted from what was approved; it becomes active "
+            "again only when another administrator accepts the drift (POST …/attestation/accept naming the probe "
+            "reviewed).")), undone.text
+    # Deprecating it on purpose (another message) is still an administrator's to do, and keeps it withdrawn.
+    kept = httpx.patch(f"{api}/registrations/{registration_id}/publication", headers=user.headers, timeout=30,
+                       json={"publication": "deprecated", "message": "Under review."})
+    assert (kept.status_code, kept.json()["publication_message"]) == (200, "Under review."), kept.text
+    assert _trail(api, admin, registration_id, "Reactivated") == []
+    accept = f"{api}/registrations/{registration_id}/attestation/accept"
+    assert httpx.post(accept, headers=user.headers, timeout=30, json={"probe_id": drifted["probe_id"]}
+                      ).status_code == 403
+    feed = httpx.get(f"{api}/v0.1/servers/{name}/versions/latest", timeout=30).json()
+    assert feed["_meta"]["io.modelcontextprotocol.registry/official"]["status"] == "deprecated"
+
+    # Without a body the latest ok probe is taken, as a client that names nothing has always had it.
+    accepted = httpx.post(accept, headers=admin.headers, timeout=30)
     assert accepted.status_code == 200, accepted.text
     assert (accepted.json()["publication"], accepted.json()["publication_message"]) == ("active", None)
     assert _trail(api, admin, registration_id, "DriftAccepted")[0]["metadata"]["reactivated"] is True
     feed = httpx.get(f"{api}/v0.1/servers/{name}/versions/latest", timeout=30).json()
     assert feed["_meta"]["io.modelcontextprotocol.registry/official"]["status"] == "active"
     assert feed["_meta"][META]["drifted"] is False
+    # The withdrawal is over: the publication endpoint is an administrator's again.
+    assert httpx.patch(f"{api}/registrations/{registration_id}/publication", headers=user.headers, timeout=30,
+                       json={"publication": "deprecated"}).status_code == 200
+    assert httpx.patch(f"{api}/registrations/{registration_id}/publication", headers=user.headers, timeout=30,
+                       json={"publication": "active"}).status_code == 200
     host.stop()
 
 
@@ -319,3 +374,38 @@ def test_the_feed_carries_the_attestation_of_the_published_revision(
     RESPONSE.validate(entry)
     page = httpx.get(f"{api}/v0.1/servers", params={"search": registration["server_name"]}, timeout=30).json()
     assert [server["_meta"][META] for server in page["servers"]] == [entry["_meta"][META]]
+
+
+# A decision may name the tool surface the reviewer looked at (`tools_hash`): a re-probe between the
+# review and the click that changed it is 412 and nothing is decided, so the approval's drift baseline
+# is the surface that was reviewed.
+CHANGED_DESCRIPTION = "Weather alerts for a region, as of the latest bulletin."
+
+
+def test_an_approval_naming_the_reviewed_surface_is_412_after_a_re_probe_changed_it(
+        probing: RunningHost, drifting: tuple[int, MCPServer], make_caller: Callable[..., Caller], admin: Caller,
+        sql: Sql) -> None:
+    api, (port, server) = probing.base_url, drifting
+    submitter = make_caller()
+    registration_id = _register(api, submitter, f"http://127.0.0.1:{port}/mcp?surface={submitter.oid[:8]}")[
+        "registration_id"]
+    reviewed = _probe_now(api, submitter, registration_id, sql)
+    with _alerts_described(server, CHANGED_DESCRIPTION):
+        swapped = _probe_now(api, submitter, registration_id, sql)
+    assert swapped["tools_hash"] != reviewed["tools_hash"]
+
+    status = f"{api}/registrations/{registration_id}/status"
+    stale = httpx.patch(status, headers=admin.headers, timeout=30,
+                        json={"status": "Approved", "tools_hash": reviewed["tools_hash"]})
+    assert (stale.status_code, stale.json()["detail"]) == (412, (
+        "The revision's latest ok probe no longer has the tools_hash named: the server answered differently since "
+        "you reviewed it; review its latest probe and decide again.")), stale.text
+    assert sql.fetchval("SELECT status FROM registration_revisions WHERE registration_id = $1", registration_id) == (
+        "Pending")
+    assert _trail(api, admin, registration_id, "Approved") == []
+    malformed = httpx.patch(status, headers=admin.headers, timeout=30, json={"status": "Approved", "tools_hash": "x"})
+    assert malformed.status_code == 422
+
+    approved = httpx.patch(status, headers=admin.headers, timeout=30,
+                           json={"status": "Approved", "tools_hash": swapped["tools_hash"]})
+    assert (approved.status_code, approved.json()["status"]) == (200, "Approved"), approved.text

@@ -28,7 +28,17 @@ ROWS: list[tuple[str, str, str | None, str, list[str], str, bool]] = [
     ("https://names.contoso.com/a", "Contoso Weather \u202edce812-LLAB\u202c", "Zero\u200bwidth",
      "ceo\u202e@contoso.com", ["ｆｏｒｅｃａｓｔ"], "Rejected", False),
     ("https://2130706433/", "Deleted Already", None, "ops@contoso.com", [], "Approved", True),
+    # What the rules of issue 20 refuse (from index 9 on).
+    ("https://graph.contoso.com/mcp", "\u041c\u0456\u0441rosoft Graph", None, "ops@contoso.com", ["\u3164"],
+     "Approved", False),
+    ("https://apim.contoso.com/mcp?subscription-key=k3y", "Keyed", None, "ops@contoso.com", [], "Approved", False),
+    ("https://[fec0::1]/mcp", "Site Local", None, "ops@contoso.com", [], "Pending", False),
+    ("https://" + "a" * 64 + ".contoso.com/mcp", "Long Label", None, "ops@contoso.com", [], "Pending", False),
+    ("https://attacker.github.io/mcp", "GitHub MCP", None, "ops@contoso.com", [], "Approved", False),
+    ("https://evil.eastus.cloudapp.azure.com/mcp", "Azure MCP", None, "ops@contoso.com", [], "Approved", False),
 ]
+# Server names other than com.contoso/legacy-<index>.
+SERVER_NAMES = {13: "io.github/github-mcp-server", 14: "com.azure/azure-mcp"}
 
 
 def expected_lines(ids: list[str]) -> list[str]:
@@ -60,11 +70,37 @@ def expected_lines(ids: list[str]) -> list[str]:
              "domain's DNS name) and use an ASCII mailbox name"),
         line(7, "Rejected", "available_tools", "text_not_normalised",
              "NFKC normalisation and trimming would change it"),
+        line(9, "Approved", "endpoint_name", "text_mixed_script",
+             "mixes scripts: U+041C CYRILLIC CAPITAL LETTER EM among letters of another script, which lets one name "
+             "pass for another; write it in one script (Latin may stand beside Han, Hiragana, Katakana, Bopomofo "
+             "or Hangul)"),
+        line(9, "Approved", "available_tools", "text_ignorable_character",
+             "contains U+3164, a character that displays as nothing (a variation selector, combining grapheme "
+             "joiner, filler or blank pattern), so the text would not read as what it holds; remove it"),
+        line(10, "Approved", "endpoint_url", "url_credential_parameter",
+             "carries a credential in its query parameter 'subscription_key'; published URLs are public, so remove "
+             "it and have clients send the secret in a header"),
+        line(11, "Pending", "endpoint_url", "url_address_refused", address.format(
+            "a site-local address (deprecated by RFC 3879, routed only inside a site)")),
+        line(12, "Pending", "endpoint_url", "url_host_label_too_long",
+             "names a host with a label longer than 63 characters, which DNS cannot hold; register the host name "
+             "clients resolve"),
+        line(13, "Approved", "server_name", "namespace_public_suffix",
+             "server_name 'io.github/github-mcp-server' names a shared suffix under which anyone can have a host "
+             "(Public Suffix List), not a domain of the endpoint host 'attacker.github.io': use "
+             "io.github.attacker/... (the host's labels reversed, or a parent domain down to its registrable "
+             "domain), or ask an administrator to submit it"),
+        line(14, "Approved", "server_name", "namespace_reserved",
+             "server_name 'com.azure/azure-mcp' is in the reserved namespace 'com.azure' (RESERVED_NAMESPACES), "
+             "which only an administrator may give, unless it is the endpoint host "
+             "'evil.eastus.cloudapp.azure.com' reversed in full: use com.azure.cloudapp.eastus.evil/... (the host's "
+             "labels reversed, or a parent domain down to its registrable domain), or ask an administrator to "
+             "submit it"),
         line(5, "Approved", "endpoint_url", "url_equivalent_duplicate",
              f"normalises to https://dup.contoso.com/weather, as registration(s) {ids[6]} do"),
         line(6, "Pending", "endpoint_url", "url_equivalent_duplicate",
              f"normalises to https://dup.contoso.com/weather, as registration(s) {ids[5]} do"),
-        "11 finding(s) in 7 live registration(s)",
+        "18 finding(s) in 13 live registration(s)",
     ]
 
 
@@ -83,14 +119,15 @@ def legacy_database(postgres: PostgresCluster) -> tuple[str, list[str]]:
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() - make_interval(mins => 100 - $9),
                        CASE WHEN $10 THEN now() END)
                RETURNING registration_id""",
-            endpoint_url, name, description, contact, tools, status, submitter, f"com.contoso/legacy-{index}",
+            endpoint_url, name, description, contact, tools, status, submitter,
+            SERVER_NAMES.get(index, f"com.contoso/legacy-{index}"),
             index, deleted)))
     return url, ids
 
 
 def audit(environment: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {key: value for key, value in os.environ.items()
-             if key not in ("DATABASE_URL", "ALLOW_HTTP_ENDPOINTS", "ALLOWED_ENDPOINT_NETWORKS")}
+             if key not in ("DATABASE_URL", "ALLOW_HTTP_ENDPOINTS", "ALLOWED_ENDPOINT_NETWORKS", "RESERVED_NAMESPACES")}
     return subprocess.run([sys.executable, "-m", "tools.audit_registrations", *args], cwd=PROJECT_ROOT,
                           env={**clean, **environment}, capture_output=True, text=True, timeout=120)
 
@@ -121,8 +158,28 @@ def test_json_output_and_the_endpoint_settings_are_honoured(legacy_database: tup
             if finding["field"] == "endpoint_url"} == {
         (ids[3], "url_credential_parameter"), (ids[4], "url_not_normalised"), (ids[6], "url_not_normalised"),
         (ids[5], "url_equivalent_duplicate"), (ids[6], "url_equivalent_duplicate"),
+        (ids[10], "url_credential_parameter"), (ids[11], "url_address_refused"), (ids[12], "url_host_label_too_long"),
     }
+    assert {(finding["registration_id"], finding["rule"]) for finding in findings
+            if finding["field"] == "server_name"} == {
+        # Admitted URLs now, so their names are judged: an IP literal is no host of com.contoso.
+        (ids[1], "namespace_mismatch"), (ids[2], "namespace_mismatch"),
+        (ids[13], "namespace_public_suffix"), (ids[14], "namespace_reserved")}
     assert set(findings[0]) == {"registration_id", "status", "field", "rule", "message"}
+
+
+def test_the_namespace_rule_follows_the_settings_and_spares_administrators(
+    legacy_database: tuple[str, list[str]]
+) -> None:
+    url, ids = legacy_database
+    result = audit({"DATABASE_URL": url, "RESERVED_NAMESPACES": "com.fabrikam"}, "--json")
+    findings = json.loads(result.stdout)
+    assert [(finding["registration_id"], finding["rule"]) for finding in findings
+            if finding["field"] == "server_name"] == [(ids[13], "namespace_public_suffix")]
+    sql = Sql(url)
+    sql.execute("UPDATE users SET is_admin = true")
+    findings = json.loads(audit({"DATABASE_URL": url}, "--json").stdout)
+    assert [finding for finding in findings if finding["field"] == "server_name"] == []
 
 
 def test_a_clean_database_exits_0(postgres: PostgresCluster) -> None:

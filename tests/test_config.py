@@ -228,5 +228,28 @@ def test_drift_policy_is_flag_unless_withdraw() -> None:
     assert str(caught.value) == "DRIFT_POLICY must be one of flag, withdraw, got 'ignore'"
 
 
+def test_probing_is_off_unless_probe_enabled_is_true() -> None:
+    # Off locally by default; the Bicep deploys PROBE_ENABLED=true with a schedule.
+    assert ProbeSettings.from_env({}).enabled is False
+    assert ProbeSettings.from_env({"PROBE_SCHEDULE": "0 */15 * * * *"}).enabled is False
+    on = ProbeSettings.from_env({"PROBE_ENABLED": "true", "PROBE_SCHEDULE": "0 */15 * * * *"})
+    assert (on.enabled, on.schedule) == (True, "0 */15 * * * *")
+    with pytest.raises(ConfigError) as caught:
+        ProbeSettings.from_env({"PROBE_ENABLED": "true"})
+    assert str(caught.value).startswith("PROBE_SCHEDULE is required while PROBE_ENABLED is true")
+
+
+@pytest.mark.parametrize("schedule", ["0 */15 * * * *", "*/15 * * * *", "0 0 3 * * Mon"])
+def test_probe_schedule_takes_five_or_six_fields_as_the_host_does(schedule: str) -> None:
+    assert ProbeSettings.from_env({"PROBE_ENABLED": "true", "PROBE_SCHEDULE": schedule}).schedule == schedule
+
+
+@pytest.mark.parametrize("schedule", ["* * * *", "0 0 */15 * * * *"])
+def test_probe_schedule_of_another_length_is_refused(schedule: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ProbeSettings.from_env({"PROBE_SCHEDULE": schedule})
+    assert str(caught.value).startswith("PROBE_SCHEDULE must be an NCRONTAB expression of five or six fields")
+
+
 def test_the_meta_namespace_is_read() -> None:
     assert settings_with(REGISTRY_META_NAMESPACE="com.contoso.registry").meta_namespace == "com.contoso.registry"

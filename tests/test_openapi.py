@@ -237,7 +237,7 @@ def test_request_examples_pass_the_request_models() -> None:
         if operation.request is not None and operation.request_example is not None:
             operation.request.model_validate(operation.request_example)
             checked += 1
-    assert checked == 4
+    assert checked == 5
 
 
 def test_every_tag_is_declared_and_used(document: dict[str, Any]) -> None:
@@ -281,7 +281,7 @@ def test_every_operation_enforces_its_documented_access_rule(
     user, admin = make_caller(), make_caller(admin=True)
     values = {"registration_id": submit(client, user)["registration_id"], "version": "latest", "asset": "docs.js",
               "user_id": client.post("/users", headers=user.headers).json()["user_id"],
-              "serverName": "com.example/none", "revision": "1"}
+              "serverName": "com.example/none", "revision": "1", "probe_id": "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"}
     callers = {"anonymous": {}, "user": user.headers, "admin": admin.headers}
     checked = 0
     # The registration is deleted last, so that every other operation meets it.

@@ -165,3 +165,87 @@ def test_starting_changes_no_mode_of_the_folders_above_the_data(server: PgServer
         assert {path: stat.S_IMODE(path.stat().st_mode) for path in binary_folders} == binary_modes
     finally:
         fresh.destroy()
+
+
+@pytest.fixture
+def shared_parent() -> Iterator[Path]:
+    """A parent folder the service account can pass through, as a shared one would be."""
+    folder = scratch_folder("registry-pg-planted-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _planted(shared_parent: Path, mode: int) -> PgServer:
+    """A data folder's password file as someone else could leave it in a shared parent folder."""
+    server = PgServer(shared_parent / "data", free_port())
+    server.password_file.write_text("a-password-someone-else-chose\n")
+    server.password_file.chmod(mode)
+    return server
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o622, 0o644])
+def test_a_password_file_others_could_write_or_read_is_refused(shared_parent: Path, mode: int) -> None:
+    server = _planted(shared_parent, mode)
+    with pytest.raises(PgServerError) as refused:
+        _ = server.password
+    assert f"has mode {mode:o}" in str(refused.value)
+    with pytest.raises(PgServerError):
+        server.ensure_initialised()
+    assert not server.data_dir.exists()
+    assert server.password_file.read_text() == "a-password-someone-else-chose\n"
+
+
+def test_a_password_file_that_is_a_link_is_not_followed(shared_parent: Path) -> None:
+    target = shared_parent / "elsewhere"
+    target.write_text("a-password-someone-else-chose\n")
+    target.chmod(0o600)
+    server = PgServer(shared_parent / "data", free_port())
+    server.password_file.symlink_to(target)
+    with pytest.raises(PgServerError) as refused:
+        server.ensure_initialised()
+    assert "cannot be opened as a plain file" in str(refused.value)
+    # A dangling link is refused too, rather than written through.
+    target.unlink()
+    with pytest.raises(PgServerError):
+        server.ensure_initialised()
+    assert not target.exists()
+    assert not server.data_dir.exists()
+
+
+@as_root
+def test_a_password_file_of_another_account_is_refused(shared_parent: Path) -> None:
+    server = _planted(shared_parent, 0o600)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(server.password_file, nobody.pw_uid, nobody.pw_gid)
+    with pytest.raises(PgServerError) as refused:
+        server.ensure_initialised()
+    assert f"belongs to another account (uid {nobody.pw_uid}" in str(refused.value)
+    assert not server.data_dir.exists()
+
+
+def test_a_data_folder_others_could_write_is_refused(shared_parent: Path) -> None:
+    server = PgServer(shared_parent / "data", free_port())
+    server.data_dir.mkdir()
+    user = service_user()
+    if user is not None:
+        os.chown(server.data_dir, user.pw_uid, user.pw_gid)
+    (server.data_dir / "PG_VERSION").write_text("18\n")
+    server.data_dir.chmod(0o777)
+    with pytest.raises(PgServerError) as refused:
+        server.ensure_initialised()
+    assert "has mode 777" in str(refused.value)
+    assert not server.password_file.exists()
+
+
+@as_root
+def test_a_data_folder_of_another_account_is_refused(shared_parent: Path) -> None:
+    server = PgServer(shared_parent / "data", free_port())
+    server.data_dir.mkdir(mode=0o700)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(server.data_dir, nobody.pw_uid, nobody.pw_gid)
+    with pytest.raises(PgServerError) as refused:
+        server.ensure_initialised()
+    assert f"belongs to another account (uid {nobody.pw_uid}" in str(refused.value)
+    assert not server.password_file.exists()

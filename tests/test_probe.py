@@ -8,6 +8,7 @@ fails the test for any address outside 127.0.0.0/8. Refusals are proven by that 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import ipaddress
 import json
@@ -46,6 +47,39 @@ class HeaderEcho:
         await send({"type": "http.response.body", "body": b"no"})
 
 
+def gzip_bomb(size: int = 8 * 1024 * 1024) -> bytes:
+    """`size` zero bytes in two layers of gzip: a few kilobytes on the wire."""
+    return gzip.compress(gzip.compress(b"0" * size))
+
+
+class Compressing:
+    """Answers every request with two layers of gzip (`Content-Encoding: gzip, gzip`) whatever it was
+    asked to send, and records each request's headers. With `metadata_port`, an MCP endpoint that
+    wants a token (401) and whose protected-resource metadata is the compressed answer."""
+
+    def __init__(self, metadata_port: int | None = None) -> None:
+        self.requests: list[dict[str, str]] = []
+        self._metadata_port = metadata_port
+        self._bomb = gzip_bomb()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        self.requests.append({key.decode().lower(): value.decode() for key, value in scope["headers"]})
+        if self._metadata_port is not None and not scope["path"].startswith("/.well-known/"):
+            metadata = f"http://gzauth.example.com:{self._metadata_port}/.well-known/oauth-protected-resource/mcp"
+            challenge = f'Bearer error="invalid_token", resource_metadata="{metadata}"'
+            await send({"type": "http.response.start", "status": 401,
+                        "headers": [(b"www-authenticate", challenge.encode()), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        kind = b"text/event-stream" if scope["method"] == "GET" and self._metadata_port is None else b"application/json"
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", kind), (b"content-encoding", b"gzip, gzip"),
+            (b"content-length", str(len(self._bomb)).encode())]})
+        await send({"type": "http.response.body", "body": self._bomb})
+
+
 class Fixtures:
     def __init__(self, folder: Path) -> None:
         self.servers = fx.LoopbackServers()
@@ -64,6 +98,10 @@ class Fixtures:
         self.servers.add("poisoned", fx.streamable(fx.poisoned_server()))
         self.servers.add("echo", self.echo)
         self.servers.add("secure", fx.streamable(fx.weather_server()), certificate=certificate)
+        self.compressing = Compressing()
+        self.servers.add("gzip", self.compressing)
+        self.compressing_auth = Compressing(metadata_port=self.servers.reserve("gzauth"))
+        self.servers.add("gzauth", self.compressing_auth)
         self.servers.start()
 
     def url(self, name: str, path: str = "/mcp", *, host: str | None = None, scheme: str = "http") -> str:
@@ -177,6 +215,47 @@ def test_an_endless_stream_stops_at_the_byte_cap(servers: Fixtures, transport: s
     assert result.duration_ms < 5000
 
 
+ENCODED = ("the endpoint answered with Content-Encoding 'gzip, gzip' although the probe asked for identity; "
+           "the probe reads no compressed answer (its size cap counts bytes received)")
+
+
+@pytest.mark.parametrize(("transport", "path"), [("streamable-http", "/mcp"), ("sse", "/sse")])
+def test_a_compressed_answer_is_refused_undecoded(servers: Fixtures, transport: str, path: str) -> None:
+    # 8 MiB once decoded, far past the 1 MiB cap, in a few kilobytes on the wire.
+    assert len(gzip_bomb()) < 64 * 1024
+    servers.compressing.requests.clear()
+    result, _, connector = run_probe(servers.url("gzip", path), transport)
+    assert (result.outcome, result.error) == ("refused", ENCODED)
+    assert result.tools == []
+    assert servers.compressing.requests
+    assert {headers.get("accept-encoding") for headers in servers.compressing.requests} == {"identity"}
+    assert set(connector.attempts) == {("127.0.0.1", servers.servers.port("gzip"))}
+
+
+def test_compressed_protected_resource_metadata_is_refused(servers: Fixtures) -> None:
+    servers.compressing_auth.requests.clear()
+    result, _, _ = run_probe(servers.url("gzauth"))
+    # The endpoint's own answer (401) stands; the metadata it names is not read.
+    assert result.outcome == "auth_required"
+    assert result.auth is not None
+    metadata_url = (f"http://gzauth.example.com:{servers.servers.port('gzauth')}"
+                    "/.well-known/oauth-protected-resource/mcp")
+    assert (result.auth["resource_metadata"], result.auth["error"]) == (None, f"{metadata_url}: {ENCODED}")
+    assert len(servers.compressing_auth.requests) >= 2
+    assert {headers.get("accept-encoding") for headers in servers.compressing_auth.requests} == {"identity"}
+
+
+def test_a_long_host_makes_a_bounded_error() -> None:
+    host = "a" * 2000 + ".example.com"
+    result, _, connector = run_probe(f"https://{host}/mcp", resolver=fx.Resolver(default=None))
+    assert (result.outcome, connector.attempts) == ("unreachable", [])
+    assert result.error == f"{'a' * 200}... did not resolve: [Errno -2] Name or service not known"
+    refused, _, connector = run_probe(f"https://{host}/mcp", resolver=fx.Resolver(default=["10.0.0.1"]),
+                                      allowed_networks=())
+    assert (refused.outcome, connector.attempts) == ("refused", [])
+    assert refused.error == f"{'a' * 200}... resolves to 10.0.0.1, a private address"
+
+
 def test_a_redirect_to_the_metadata_address_is_not_followed(servers: Fixtures) -> None:
     result, _, connector = run_probe(servers.url("redirect"))
     assert result.outcome == "not_mcp"
@@ -262,6 +341,14 @@ def test_no_credential_cookie_or_proxy_and_a_named_user_agent(servers: Fixtures,
     ("https://mcp.example.com/mcp", ["100.64.1.1"], "mcp.example.com resolves to 100.64.1.1, a shared "
      "(carrier-grade NAT) address"),
     ("https://mcp.example.com/mcp", ["fd00::1"], "mcp.example.com resolves to fd00::1, a private address"),
+    ("https://mcp.example.com/mcp", ["fec0::1"], "mcp.example.com resolves to fec0::1, a site-local address "
+     "(deprecated by RFC 3879, routed only inside a site)"),
+    ("https://mcp.example.com/mcp", ["3fff::1"], "mcp.example.com resolves to 3fff::1, a documentation address "
+     "(RFC 9637)"),
+    ("https://mcp.example.com/mcp", ["192.88.99.1"], "mcp.example.com resolves to 192.88.99.1, a 6to4 relay "
+     "anycast address (deprecated by RFC 7526)"),
+    ("https://mcp.example.com/mcp", ["2002:c058:6301::1"], "mcp.example.com resolves to 2002:c058:6301::1, a 6to4 "
+     "relay anycast address (deprecated by RFC 7526)"),
     ("https://169.254.169.254/latest", [], "169.254.169.254 resolves to 169.254.169.254, a link-local address "
      "(where the cloud metadata service answers)"),
     ("http://mcp.example.com/mcp", ["93.184.215.14"], "the scheme 'http' is not allowed"),

@@ -82,7 +82,7 @@ def test_a_stale_approval_is_412_and_publishes_nothing(
     assert audit(sql, registration_id) == [("Created", 1), ("Updated", 2)]
     assert latest(client, created["server_name"]).status_code == 404
 
-    # Reviewed again, the decision names what was seen; without a name it takes the latest (as before).
+    # Reviewed again, the decision names what was seen.
     approved = status(client, admin, registration_id, if_match='"2"')
     assert (approved.status_code, approved.json()["published_revision"], approved.headers["ETag"]) == (200, 2, '"2"')
     assert latest(client, created["server_name"]).json()["server"]["remotes"][0]["url"] == swapped.json()[
@@ -260,7 +260,8 @@ def test_revisions_are_listed_for_the_submitter_and_administrators(
     created = submit(client, user, description="One.")
     registration_id = created["registration_id"]
     edit(client, user, registration_id, description="Two.")
-    decide(client, admin, registration_id, "Rejected", "Not yet.")
+    assert_problem(status(client, admin, registration_id, "Rejected", reason="Not yet."), 428)
+    assert status(client, admin, registration_id, "Rejected", reason="Not yet.", revision=2).status_code == 200
     user_id = str(sql.fetchval("SELECT user_id FROM users WHERE entra_id = $1", user.oid))
     admin_id = str(sql.fetchval("SELECT user_id FROM users WHERE entra_id = $1", admin.oid))
     for caller in (user, admin):
@@ -321,6 +322,62 @@ def test_an_administrator_may_not_decide_their_own_revision(
     assert sql.fetchval("SELECT status FROM registration_revisions WHERE registration_id = $1 AND revision = 2",
                         uuid.UUID(theirs["registration_id"])) == "Pending"
     assert decide(client, second_admin, theirs["registration_id"], "Approved")["published_revision"] == 2
+
+
+def test_an_administrators_edit_rides_along_in_the_owners_next_one(
+    client: httpx.Client, user: Caller, admin: Caller, second_admin: Caller, sql: Sql
+) -> None:
+    theirs = submit(client, user, description="The owner's words.")
+    registration_id = theirs["registration_id"]
+    decide(client, second_admin, registration_id, "Approved")
+    moved = edit(client, admin, registration_id, endpoint_url=f"https://{unique_host()}/admins-own")
+    assert moved.status_code == 200, moved.text
+    # The owner's edit keeps the administrator's URL: revision 3 carries what the administrator wrote.
+    again = edit(client, user, registration_id, if_match='"2"', description="The owner's next words.")
+    assert (again.json()["revision"], again.json()["endpoint_url"]) == (3, moved.json()["endpoint_url"])
+    for named in ({"if_match": '"3"'}, {"revision": 3}):
+        problem = assert_problem(status(client, admin, registration_id, **named), 403)
+        assert "another administrator" in problem["detail"]
+    assert sql.fetchval("SELECT published_revision FROM registrations WHERE registration_id = $1",
+                        uuid.UUID(registration_id)) == 1
+    assert status(client, second_admin, registration_id, if_match='"3"').status_code == 200
+    # Once published, what the administrator wrote has been reviewed by another: their next decision is theirs.
+    edit(client, user, registration_id, description="A later edit.")
+    assert status(client, admin, registration_id, if_match='"4"').json()["published_revision"] == 4
+    assert audit(sql, registration_id)[-2:] == [("Updated", 4), ("Approved", 4)]
+
+
+def test_an_unnamed_decision_is_taken_only_when_one_revision_awaits_since_the_last(
+    client: httpx.Client, user: Caller, admin: Caller, sql: Sql
+) -> None:
+    created = submit(client, user, description="Reviewed.")
+    registration_id = created["registration_id"]
+    reviewed = client.get(f"/registrations/{registration_id}", headers=admin.headers).headers["ETag"]
+    edit(client, user, registration_id, description="Swapped in after the review.")
+    for decision in ("Approved", "Rejected"):
+        problem = assert_problem(status(client, admin, registration_id, decision), 428)
+        assert "send the ETag you reviewed as If-Match" in problem["detail"]
+    assert status(client, admin, registration_id, if_match="*").status_code == 428
+    row = sql.fetchrow("SELECT status, published_revision FROM registrations WHERE registration_id = $1",
+                       uuid.UUID(registration_id))
+    assert row is not None
+    assert tuple(row) == ("Pending", None)
+    assert audit(sql, registration_id) == [("Created", 1), ("Updated", 2)]
+    assert_problem(status(client, admin, registration_id, if_match=reviewed), 412)
+    assert status(client, admin, registration_id, if_match='"2"').status_code == 200
+
+    # The frontend's call (no If-Match): one edit since the last decision is what the reviewer saw.
+    edit(client, user, registration_id, description="One edit since.")
+    assert decide(client, admin, registration_id, "Approved")["published_revision"] == 3
+    # A rejection is a decision too: after it, one edit is again unambiguous, a second one is not.
+    edit(client, user, registration_id, description="Rejected words.")
+    decide(client, admin, registration_id, "Rejected")
+    edit(client, user, registration_id, description="Fifth.")
+    assert decide(client, admin, registration_id, "Approved")["published_revision"] == 5
+    edit(client, user, registration_id, description="Sixth.")
+    edit(client, user, registration_id, description="Seventh.")
+    assert_problem(status(client, admin, registration_id), 428)
+    assert status(client, admin, registration_id, revision=7).json()["published_revision"] == 7
 
 
 @pytest.fixture(scope="module")

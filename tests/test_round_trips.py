@@ -128,7 +128,7 @@ async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthorit
     await count("registrations_update", "registrations_update", token=user, route_params=by_id,
                 body={"description": "Now with a description."})
     approved = await count("registrations_decide", "registrations_decide", token=admin, route_params=by_id,
-                           body={"status": "Approved"})
+                           body={"status": "Approved", "revision": 2})
     server_name = json.loads(approved.get_body())["server_name"]
     await count("registrations_audit", "registrations_audit", token=user, route_params=by_id)
     await count("registrations_update (decided, If-Match)", "registrations_update", token=user, route_params=by_id,
@@ -153,7 +153,7 @@ async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthorit
     probed = await app.call("registrations_create", app.request("registrations_create", token=user, body={
         **_body(f"{user_oid[:8]}-probed"), "endpoint_url": mcp_url}))
     probed_id = {"registration_id": json.loads(probed.get_body())["registration_id"]}
-    await count("probes_request", "probes_request", token=user, route_params=probed_id)
+    probe = await count("probes_request", "probes_request", token=user, route_params=probed_id)
     await count("probes_list", "probes_list", token=user, route_params=probed_id)
     await count("probes_latest", "probes_latest", token=user, route_params=probed_id)
     await count("registrations_list (attestation filters)", "registrations_list", token=admin,
@@ -163,7 +163,8 @@ async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthorit
     # A drift of the published revision, as a later probe would record it, for the accept to take back.
     await database.fetch("UPDATE attestations SET drifted = true, baseline_revision = 1 WHERE registration_id = $1",
                          uuid.UUID(probed_id["registration_id"]))
-    await count("attestation_accept", "attestation_accept", token=admin, route_params=probed_id)
+    await count("attestation_accept", "attestation_accept", token=admin, route_params=probed_id,
+                body={"probe_id": json.loads(probe.get_body())["probe_id"]})
     for name, route_params in (("openapi_document", {}), ("docs_page", {}), ("docs_asset", {"asset": "docs.js"})):
         if app.has(name):
             await count(name, name, route_params=route_params)
@@ -190,8 +191,9 @@ def counts(database_url: str, authority: DevAuthority) -> Iterator[dict[str, Cou
     servers.add("weather", mcp_fixtures.streamable(mcp_fixtures.weather_server()))
     servers.start()
     mcp_url = f"http://127.0.0.1:{servers.port('weather')}/mcp"
-    configure(app_environment(database_url, authority, LOG_LEVEL="INFO", PROBE_SCHEDULE="0 0 0 1 1 *",
-                              ALLOWED_ENDPOINT_NETWORKS="127.0.0.0/8", ALLOW_HTTP_ENDPOINTS="true"))
+    configure(app_environment(database_url, authority, LOG_LEVEL="INFO", PROBE_ENABLED="true",
+                              PROBE_SCHEDULE="0 0 0 1 1 *", ALLOWED_ENDPOINT_NETWORKS="127.0.0.0/8",
+                              ALLOW_HTTP_ENDPOINTS="true"))
     log = StatementLog()
     database.query_observers.append(log)
 

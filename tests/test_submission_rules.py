@@ -113,6 +113,33 @@ REFUSED_URLS = [
     ("https://mcp.contoso.com/mcp?secret=s", CREDENTIAL),
     ("https://mcp.contoso.com/mcp?apikey=k&key=k", CREDENTIAL),
     ("https://mcp.contoso.com/mcp?signature=s", CREDENTIAL),
+    # Credentials under other names and spellings (issue 20): API Management keys, OAuth tokens and
+    # secrets, SAS tokens, and the array, NUL and `;` forms servers read as the same parameter.
+    ("https://apim.contoso.com/mcp?subscription-key=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?client_secret=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?id_token=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?refresh_token=abc", CREDENTIAL),
+    ("https://storage.contoso.com/mcp?sas=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?jwt=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?pwd=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?auth=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?token[]=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?token%5B%5D=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?token%00=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?x=1;token=abc", CREDENTIAL),
+    ("https://mcp.contoso.com/mcp?Client-Secret=abc", CREDENTIAL),
+    # Site-local, documentation and 6to4-relay addresses, which Python's tables call global.
+    ("https://[fec0::1]/", ADDRESS),
+    ("https://[feff:ffff::1]/", ADDRESS),
+    ("https://[3fff::1]/", ADDRESS),
+    ("https://[3fff:fff:ffff::1]/", ADDRESS),
+    ("https://192.88.99.1/", ADDRESS),
+    ("https://[::ffff:192.88.99.1]/", ADDRESS),
+    ("https://[2002:c058:6301::]/", ADDRESS),
+    # Host names DNS cannot hold: over 253 characters, or a label over 63.
+    ("https://" + ".".join(["a" * 62] * 4) + ".com/mcp", "url_host_too_long"),
+    ("https://" + "a" * 2000 + ".com/mcp", "url_host_too_long"),
+    ("https://" + "a" * 64 + ".contoso.com/mcp", "url_host_label_too_long"),
     # Malformed in ways normalisation cannot mend.
     ("https://mcp.contoso.com/a%zzb", "url_percent_encoding"),
     ("https://[fe80::1%25eth0]/", "url_host"),
@@ -136,6 +163,18 @@ EXACT_DETAILS = {
     "https://weather-fn.azurewebsites.net/api/mcp?code=aBc123==": (
         "carries a credential in its query parameter 'code'; published URLs are public, so remove it and have "
         "clients send the secret in a header"),
+    "https://mcp.contoso.com/mcp?token%00=abc": (
+        "carries a credential in its query parameter 'token?'; published URLs are public, so remove it and have "
+        "clients send the secret in a header"),
+    "https://[fec0::1]/": ADDRESS_DETAIL.format(
+        kind="a site-local address (deprecated by RFC 3879, routed only inside a site)"),
+    "https://[3fff::1]/": ADDRESS_DETAIL.format(kind="a documentation address (RFC 9637)"),
+    "https://192.88.99.1/": ADDRESS_DETAIL.format(kind="a 6to4 relay anycast address (deprecated by RFC 7526)"),
+    "https://" + "a" * 2000 + ".com/mcp": (
+        "names a host of 2004 characters; a DNS name has at most 253, so register the host name clients resolve"),
+    "https://" + "a" * 64 + ".contoso.com/mcp": (
+        "names a host with a label longer than 63 characters, which DNS cannot hold; register the host name "
+        "clients resolve"),
 }
 
 
@@ -186,6 +225,7 @@ def _stored(host: str) -> list[tuple[str, str]]:
         (f"https://{host}:8443", f"https://{host}:8443/"),
         (f"https://{host}/..", f"https://{host}/"),
         (f"https://{host}/tools?tokens=2&codec=x", f"https://{host}/tools?tokens=2&codec=x"),
+        (f"https://{host}/tools?author=ada;keyboard=uk", f"https://{host}/tools?author=ada;keyboard=uk"),
     ]
 
 
@@ -239,9 +279,11 @@ def test_equivalent_urls_collide_with_409(client: httpx.Client, user: Caller, ot
 @pytest.fixture(scope="module")
 def permissive_api(database_url: str, authority: DevAuthority,
                    host_factory: Callable[[Mapping[str, str]], RunningHost]) -> str:
-    """A host whose operator admits http and one internal IPv4 and IPv6 network."""
+    """A host whose operator admits http and one internal IPv4 and IPv6 network, and reserves the
+    namespaces com.fabrikam and com.northwind (instead of the default list)."""
     host = host_factory(app_environment(database_url, authority, ALLOW_HTTP_ENDPOINTS="true",
-                                        ALLOWED_ENDPOINT_NETWORKS="10.20.0.0/16, fd00:1::/64"))
+                                        ALLOWED_ENDPOINT_NETWORKS="10.20.0.0/16, fd00:1::/64",
+                                        RESERVED_NAMESPACES="com.fabrikam, COM.Northwind"))
     return host.base_url
 
 
@@ -280,6 +322,8 @@ def test_what_the_operator_did_not_list_stays_refused(
 
 
 INVISIBLE = "text_invisible_character"
+IGNORABLE = "text_ignorable_character"
+MIXED = "text_mixed_script"
 
 
 @pytest.mark.parametrize(("field", "value", "rule"), [
@@ -303,6 +347,21 @@ INVISIBLE = "text_invisible_character"
     ("owner_contact", "weather@contoso", "email_invalid"),
     ("owner_contact", "weather@@contoso.com", "email_invalid"),
     ("version", "1.0.0\u202e", INVISIBLE),
+    # Characters that display as nothing though they are not format characters (issue 20).
+    ("endpoint_name", "Weather Tools\ufe0f", IGNORABLE),
+    ("endpoint_name", "Weather\u034fTools", IGNORABLE),
+    ("endpoint_name", "\u3164 Weather Tools", IGNORABLE),
+    ("endpoint_name", "\uffa0 Weather Tools", IGNORABLE),
+    ("endpoint_name", "Weather\u2800Tools", IGNORABLE),
+    ("endpoint_name", "Weather\U000e0100Tools", IGNORABLE),
+    ("available_tools", ["forecast", "get\u034f_alerts"], IGNORABLE),
+    ("description", "Forecasts\u2800for any city.", IGNORABLE),
+    # Mixed scripts: Cyrillic lookalikes among Latin letters, and right-to-left letters among Latin ones.
+    ("endpoint_name", "\u041c\u0456\u0441rosoft Graph", MIXED),
+    ("endpoint_name", "Weather \u05e9\u05dc\u05d5\u05dd", MIXED),
+    ("endpoint_name", "Weather \u0645\u0631\u062d\u0628\u0627", MIXED),
+    ("endpoint_name", "Pay\u03c1al Tools", MIXED),
+    ("available_tools", ["get_f\u043erecast"], MIXED),
 ])
 def test_text_that_renders_as_something_else_is_refused(
     client: httpx.Client, user: Caller, field: str, value: Any, rule: str
@@ -352,3 +411,90 @@ def test_edits_and_decision_reasons_are_held_to_the_text_rules(
     assert_refused(response, "reason", INVISIBLE)
     decided = decide(client, admin, created["registration_id"], "Rejected", "Use https.\nThen resubmit.")
     assert decided["status_reason"] == "Use https.\nThen resubmit."
+
+
+def test_names_in_one_script_or_latin_beside_cjk_are_accepted(client: httpx.Client, user: Caller) -> None:
+    for index, name in enumerate(["\u5929\u6c17 Weather", "\u5929\u6c17 \u3066\u3093\u304d Weather",
+                                  "\ub0a0\uc528 Weather", "\u041f\u043e\u0433\u043e\u0434\u0430 2",
+                                  "\u05de\u05d6\u05d2 \u05d0\u05d5\u05d5\u05d9\u05e8 2", "Caf\u00e9 No. 1"]):
+        created = submit(client, user, endpoint_name=f"{name} {index}", available_tools=["\u5929\u6c17", "forecast"])
+        assert created["endpoint_name"] == f"{name} {index}"
+
+
+def refused_name(response: httpx.Response, rule: str) -> str:
+    problem = assert_problem(response, 422)
+    assert [(error["loc"], error["type"]) for error in problem["errors"]] == [(["body", "server_name"], rule)]
+    assert problem["detail"] == f"Invalid body: server_name: {problem['errors'][0]['msg']}"
+    return str(problem["errors"][0]["msg"])
+
+
+def test_shared_hosting_domains_give_no_namespace_to_their_tenants(
+    client: httpx.Client, user: Caller, admin: Caller
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    azure = f"https://evil-{tag}.eastus.cloudapp.azure.com/mcp"
+    message = refused_name(client.post("/registrations", json=body(endpoint_url=azure, server_name=f"com.azure/{tag}"),
+                                       headers=user.headers), "namespace_reserved")
+    assert message == (
+        f"server_name 'com.azure/{tag}' is in the reserved namespace 'com.azure' (RESERVED_NAMESPACES), which only "
+        f"an administrator may give, unless it is the endpoint host 'evil-{tag}.eastus.cloudapp.azure.com' "
+        f"reversed in full: use com.azure.cloudapp.eastus.evil-{tag}/... (the host's labels reversed, or a parent "
+        "domain down to its registrable domain), or ask an administrator to submit it")
+    github = f"https://attacker-{tag}.github.io/mcp"
+    message = refused_name(client.post("/registrations", json=body(endpoint_url=github,
+                                                                   server_name=f"io.github/github-mcp-{tag}"),
+                                       headers=user.headers), "namespace_public_suffix")
+    assert message.startswith(f"server_name 'io.github/github-mcp-{tag}' names a shared suffix under which anyone "
+                              f"can have a host (Public Suffix List), not a domain of the endpoint host "
+                              f"'attacker-{tag}.github.io': use io.github.attacker-{tag}/...")
+    render = f"https://evil-{tag}.app.render.com/mcp"
+    refused_name(client.post("/registrations", json=body(endpoint_url=render, server_name=f"com.render/{tag}"),
+                             headers=user.headers), "namespace_public_suffix")
+    # Below a reserved namespace too, unless it is the host in full.
+    refused_name(client.post("/registrations", json=body(endpoint_url=azure, server_name=f"com.azure.cloudapp/{tag}"),
+                             headers=user.headers), "namespace_reserved")
+    assert submit(client, user, endpoint_url=azure, server_name=f"com.azure.cloudapp.eastus.evil-{tag}/x")
+    assert submit(client, user, endpoint_url=github, server_name=f"io.github.attacker-{tag}/x")
+    assert submit(client, user, endpoint_url=render, server_name=f"com.render.app.evil-{tag}/x")
+    # An administrator may give any namespace.
+    official = client.post("/registrations", json=body(endpoint_url=f"https://{tag}.github.io/mcp",
+                                                       server_name=f"io.github/official-{tag}"), headers=admin.headers)
+    assert official.status_code == 201, official.text
+
+
+def test_an_edit_cannot_move_into_a_shared_or_reserved_namespace(client: httpx.Client, user: Caller) -> None:
+    tag = uuid.uuid4().hex[:8]
+    # The name alone changes: the statement judges the stored host.
+    render = submit(client, user, endpoint_url=f"https://evil-{tag}.app.render.com/mcp")
+    path = f"/registrations/{render['registration_id']}"
+    refused_name(client.patch(path, json={"server_name": f"com.render/{tag}"}, headers=user.headers),
+                 "namespace_public_suffix")
+    azure = submit(client, user, endpoint_url=f"https://evil-{tag}.eastus.cloudapp.azure.com/mcp")
+    refused_name(client.patch(f"/registrations/{azure['registration_id']}", json={"server_name": f"com.azure/{tag}"},
+                              headers=user.headers), "namespace_reserved")
+    refused_name(client.patch(path, json={"server_name": f"io.github/{tag}"}, headers=user.headers),
+                 "namespace_public_suffix")
+    # The URL alone changes: the stored name's namespace must suit the new host.
+    own = submit(client, user, endpoint_url=f"https://mcp-{tag}.render.com/mcp", server_name=f"com.render/own-{tag}")
+    refused_name(client.patch(f"/registrations/{own['registration_id']}",
+                              json={"endpoint_url": f"https://evil-{tag}.app.render.com/v2"}, headers=user.headers),
+                 "namespace_public_suffix")
+    # Where the domain is the host's own, both ways still work.
+    moved = client.patch(f"/registrations/{own['registration_id']}",
+                         json={"endpoint_url": f"https://api-{tag}.render.com/v2"}, headers=user.headers)
+    assert moved.status_code == 200, moved.text
+    renamed = client.patch(f"/registrations/{own['registration_id']}", json={"server_name": f"com.render/new-{tag}"},
+                           headers=user.headers)
+    assert renamed.status_code == 200, renamed.text
+
+
+def test_the_reserved_namespaces_are_a_setting(permissive_api: str, user: Caller) -> None:
+    tag = uuid.uuid4().hex[:8]
+    with httpx.Client(base_url=permissive_api, timeout=30) as client:
+        for namespace in ("com.fabrikam", "com.northwind"):
+            refused_name(client.post("/registrations", json=body(endpoint_url=f"https://mcp-{tag}.{namespace[4:]}.com/",
+                                                                 server_name=f"{namespace}/{tag}"),
+                                     headers=user.headers), "namespace_reserved")
+        # The default list is replaced, not added to.
+        assert submit(client, user, endpoint_url=f"https://evil-{tag}.eastus.cloudapp.azure.com/mcp",
+                      server_name=f"com.azure/{tag}")

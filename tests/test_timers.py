@@ -30,12 +30,15 @@ MOMENT = datetime(2026, 12, 2, 19, 14, 59, 500000, tzinfo=UTC)  # a Wednesday
     ("0 0 8 * * 7", datetime(2026, 12, 6, 8, tzinfo=UTC)),
     ("0 0 12 29 2 *", datetime(2028, 2, 29, 12, tzinfo=UTC)),
     ("0 10-20/5,45 * * * *", datetime(2026, 12, 2, 19, 15, tzinfo=UTC)),
+    # Five fields, minute first, fire at second 0, as the Functions host's NCrontab has them.
+    ("*/15 * * * *", datetime(2026, 12, 2, 19, 15, tzinfo=UTC)),
+    ("5 9 * * Mon-Fri", datetime(2026, 12, 3, 9, 5, tzinfo=UTC)),
 ])
 def test_next_occurrence(expression: str, expected: datetime) -> None:
     assert Schedule.parse(expression).next_after(MOMENT) == expected
 
 
-@pytest.mark.parametrize("expression", ["*/15 * * * *", "0 60 * * * *", "0 * * 0 * *", "x * * * * *",
+@pytest.mark.parametrize("expression", ["* * * *", "0 0 * * * * *", "0 60 * * * *", "0 * * 0 * *", "x * * * * *",
                                         "0 */0 * * * *", "0 0 0 31 2 *"])
 def test_bad_schedules(expression: str) -> None:
     with pytest.raises(ScheduleError):
@@ -71,8 +74,9 @@ def test_the_timer_probes_due_and_published_registrations(postgres: PostgresClus
     # A database of its own: the round probes every due registration, and other tests' registrations
     # name hosts that only a system lookup could reach.
     database_url = postgres.migrated_database("registry_timer")
-    host = host_factory(app_environment(database_url, authority, PROBE_SCHEDULE="* * * * * *",
-                                        ALLOWED_ENDPOINT_NETWORKS="127.0.0.0/8", ALLOW_HTTP_ENDPOINTS="true"))
+    host = host_factory(app_environment(database_url, authority, PROBE_ENABLED="true",
+                                        PROBE_SCHEDULE="* * * * * *", ALLOWED_ENDPOINT_NETWORKS="127.0.0.0/8",
+                                        ALLOW_HTTP_ENDPOINTS="true"))
     submitter, admin = make_caller(), make_caller(admin=True)
     created = httpx.post(f"{host.base_url}/registrations", headers=submitter.headers, timeout=30, json={
         "endpoint_url": f"http://127.0.0.1:{mcp_port}/mcp", "endpoint_name": "Loopback weather",

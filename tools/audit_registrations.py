@@ -10,10 +10,13 @@ the API answers with today) and what is wrong. Two more rules only an existing r
 `url_not_normalised` (the stored URL differs from its normalised form, so an equivalent spelling
 could still be submitted beside it) and `url_equivalent_duplicate` (live rows whose URLs
 normalise to the same one); `text_not_normalised` is a name or tool name that NFKC and trimming
-would change.
+would change. A `server_name` is held to the namespace rule (`namespace_mismatch`,
+`namespace_public_suffix`, `namespace_reserved`) unless an administrator submitted the latest
+revision, as the API holds it.
 
 Reads DATABASE_URL (and DB_AUTH, as the app does) and the endpoint settings
-ALLOW_HTTP_ENDPOINTS and ALLOWED_ENDPOINT_NETWORKS, so it judges as the running app would.
+ALLOW_HTTP_ENDPOINTS, ALLOWED_ENDPOINT_NETWORKS and RESERVED_NAMESPACES, so it judges as the
+running app would.
 Exit status: 0 when no live registration breaks a rule, 1 when some do, 2 when the settings are
 wrong or the database cannot be read.
 """
@@ -35,15 +38,20 @@ from pydantic_core import PydanticCustomError
 
 from shared.config import ConfigError, DatabaseSettings, EndpointSettings
 from shared.db import UNAVAILABLE_ERRORS, connect_options
+from shared.endpoint_policy import namespace_rule
 from shared.schemas.registrations import Description, EndpointName, OwnerContact, ToolNames, Version
 from shared.schemas.text import check_text
 from shared.schemas.urls import normalise_url
+from shared.services import namespaces
 
 LIVE_ROWS = """
-SELECT registration_id, status, endpoint_url, endpoint_name, description, owner_contact, available_tools,
-       version, status_reason
-FROM registrations WHERE deleted_at IS NULL
-ORDER BY created_at, registration_id
+SELECT r.registration_id, r.status, r.endpoint_url, r.endpoint_name, r.description, r.owner_contact,
+       r.available_tools, r.version, r.status_reason, r.server_name, coalesce(u.is_admin, false) AS by_admin
+FROM registrations AS r
+LEFT JOIN registration_revisions AS v ON v.registration_id = r.registration_id AND v.revision = r.revision
+LEFT JOIN users AS u ON u.user_id = coalesce(v.submitted_by, r.submitter_id)
+WHERE r.deleted_at IS NULL
+ORDER BY r.created_at, r.registration_id
 """
 
 
@@ -97,6 +105,11 @@ def findings_for(row: dict[str, Any], settings: EndpointSettings) -> tuple[list[
     found += url_findings
     if url is not None and url != row["endpoint_url"]:
         found.append(maker("endpoint_url")("url_not_normalised", f"is stored un-normalised; normalised it is {url}"))
+    if url is not None and row.get("server_name") and not row.get("by_admin"):
+        rule = namespace_rule(namespaces.namespace_of(row["server_name"]), namespaces.host_of(url),
+                              settings.reserved_namespaces)
+        if rule is not None:
+            found.append(maker("server_name")(rule, namespaces.refusal(row["server_name"], url, rule).errors[0]["msg"]))
     for field, rules in _FIELDS.items():
         value = row[field]
         if value is None:

@@ -7,6 +7,9 @@ password (SCRAM) connections: its `postgres` superuser has a random password kep
 file beside the data folder (`<data>.password`), so no other local account can become its
 superuser (and run programs through `COPY ... FROM PROGRAM`). A data folder made by an earlier
 version, which trusted every local connection, gets a password and loses `trust` on first start.
+A password file or data folder that another account could have put there (not ours, writable by
+others, or a symbolic link) is refused, never used: in a shared parent folder anyone could plant
+one with a password they know, and its superuser runs programs as us.
 
 PostgreSQL refuses to run as root, so when we are root it runs as an unprivileged system user
 made for it. Nothing here changes the mode of a folder it did not create: that user must be able
@@ -28,6 +31,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,6 +130,23 @@ def binaries() -> Path:
     return copy / installation.relative_to(package.parent) / source.name
 
 
+def _check_private(path: Path, info: os.stat_result, owner: int, kind: Callable[[int], bool], forbidden: int,
+                   ) -> None:
+    """PgServerError unless `path` (as `info` describes it) is of `kind`, owned by `owner` and has none
+    of the `forbidden` mode bits."""
+    mode = stat.S_IMODE(info.st_mode)
+    if not kind(info.st_mode):
+        what = "a plain file" if kind is stat.S_ISREG else "a folder"
+        raise PgServerError(f"{path} is not {what} (a link, perhaps, that someone else put there); remove it")
+    if info.st_uid != owner:
+        raise PgServerError(f"{path} belongs to another account (uid {info.st_uid}, not {owner}), which could "
+                            "know or have chosen the password; remove it, or keep the data in a folder of your own")
+    if mode & forbidden:
+        private = "600" if kind is stat.S_ISREG else "700"
+        raise PgServerError(f"{path} has mode {mode:o}: other accounts may change it (or read the password); "
+                            f"remove it, or chmod it to {private} if it is yours")
+
+
 def scratch_folder(prefix: str) -> Path:
     """A new private-to-list folder (0711) that the service user can pass through to a data folder
     inside it: mkdtemp makes it 0700, and it is ours to open since we made it."""
@@ -149,18 +170,41 @@ class PgServer:
     @property
     def password(self) -> str:
         """The superuser's password: the file's, or a new one that ensure_initialised saves."""
-        try:
-            return self.password_file.read_text().strip()
-        except FileNotFoundError:
-            pass
+        saved = self._read_password()
+        if saved is not None:
+            return saved
         if self._unsaved_password is None:
             self._unsaved_password = secrets.token_urlsafe(32)
         return self._unsaved_password
 
+    def _read_password(self) -> str | None:
+        """The saved password, from a file that only we could have written; None when there is none."""
+        try:
+            # O_NOFOLLOW: a link planted in the file's place is refused, not followed.
+            descriptor = os.open(self.password_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise PgServerError(f"{self.password_file} cannot be opened as a plain file ({error.strerror}); "
+                                "remove it (it may be a link someone else put there) and start again") from None
+        with os.fdopen(descriptor) as file:
+            # Judged on the file opened, so it cannot be swapped between the check and the read.
+            _check_private(self.password_file, os.fstat(file.fileno()), os.geteuid(), stat.S_ISREG, 0o077)
+            return file.read().strip()
+
+    def _check_data_dir(self) -> None:
+        """Refuse a data folder that is not ours (or the service user's) alone."""
+        try:
+            info = os.lstat(self.data_dir)
+        except FileNotFoundError:
+            return
+        user = service_user()
+        _check_private(self.data_dir, info, user.pw_uid if user else os.geteuid(), stat.S_ISDIR, 0o022)
+
     def _save_password(self) -> None:
         password = self.password
         # O_EXCL: never write through a file (or a link) someone else put there first.
-        descriptor = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(descriptor, "w") as file:
             file.write(password + "\n")
         self._unsaved_password = None
@@ -202,17 +246,23 @@ class PgServer:
     def ensure_initialised(self) -> None:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._check_reachable()
-        had_password = self.password_file.exists()
+        self._check_data_dir()
+        had_password = self._read_password() is not None
         if not had_password:
             self._save_password()
         if (self.data_dir / "PG_VERSION").exists():
             if not had_password or "trust" in self._hba_methods():
                 self._secure_existing()
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         user = service_user()
-        if user is not None:
-            os.chown(self.data_dir, user.pw_uid, user.pw_gid)
+        try:
+            self.data_dir.mkdir(mode=0o700)
+        except FileExistsError:
+            # An empty folder from an earlier try, or one made since the first look: judged again.
+            self._check_data_dir()
+        else:
+            if user is not None:
+                os.chown(self.data_dir, user.pw_uid, user.pw_gid)
         # initdb reads the password from a file (never the command line): a private copy that the
         # account it runs as may read, removed at once.
         handover = Path(tempfile.mkdtemp(prefix="registry-pg-initdb-"))

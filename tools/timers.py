@@ -1,7 +1,8 @@
 """Timer triggers for the development host, run on their NCRONTAB schedule as the Functions host
 runs them.
 
-A schedule has six fields, seconds first (`0 */15 * * * *`), each `*`, a number, a range `a-b`,
+A schedule has six fields, seconds first (`0 */15 * * * *`), or five, minute first (`*/15 * * * *`,
+at second 0), as the Functions host's NCrontab takes them; each field `*`, a number, a range `a-b`,
 a step `*/n` or `a-b/n`, or a list of those; months and weekdays may be named (`Jan`, `Mon`).
 A `%NAME%` schedule is read from the app settings, as the Functions host resolves binding
 expressions; where the setting is absent the function does not run (the Functions host reports
@@ -36,7 +37,7 @@ _HORIZON = timedelta(days=366 * 30)
 
 
 class ScheduleError(ValueError):
-    """A schedule that is not a six-field NCRONTAB expression."""
+    """A schedule that is not a five- or six-field NCRONTAB expression."""
 
 
 def _number(text: str, names: Mapping[str, int], field: str) -> int:
@@ -82,8 +83,11 @@ class Schedule:
     @classmethod
     def parse(cls, expression: str) -> Schedule:
         fields = expression.split()
+        if len(fields) == 5:
+            fields = ["0", *fields]
         if len(fields) != 6:
-            raise ScheduleError(f"{expression!r} is not six fields (second minute hour day month weekday)")
+            raise ScheduleError(f"{expression!r} is not five fields (minute hour day month weekday) or six "
+                                f"(second first)")
         parsed = [_parse_field(text, *spec) for text, spec in zip(fields, _FIELDS, strict=True)]
         return cls(*parsed)
 

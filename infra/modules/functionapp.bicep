@@ -1,6 +1,6 @@
 // The Function App on the Flex Consumption plan (FC1), Python 3.11, running as the
-// user-assigned identity. HTTPS only, TLS 1.2+, FTP and FTP credentials off, CORS answered by
-// the platform from corsOrigins.
+// user-assigned identity. HTTPS only, TLS 1.2+, FTP and FTP credentials off. No platform CORS
+// (siteConfig.cors): the app answers CORS itself (infra/README.md, "CORS").
 //
 // Flex Consumption refuses FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION as app
 // settings: the runtime lives in functionAppConfig.runtime instead.
@@ -26,10 +26,22 @@ param storageBlobEndpoint string
 @description('Blob container that receives the deployment package.')
 param deploymentContainerName string
 
-@description('Most instances the app may scale out to (Flex Consumption refuses fewer than 40); every instance holds its own database pool.')
-@minValue(40)
+@description('Most instances of each per-function scale group (the HTTP group, the timer); every instance holds its own database pool.')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int
+
+@description('Concurrent HTTP requests one instance takes (scaleAndConcurrency.triggers.http.perInstanceConcurrency).')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int
+
+@description('Always-ready instances of the HTTP scale group; 0 for none.')
+@minValue(0)
+param httpAlwaysReadyInstanceCount int
+
+@description('Resource id of the subnet the app integrates with; empty for no virtual network.')
+param virtualNetworkSubnetId string
 
 @description('Memory of each instance in MB.')
 @allowed([
@@ -38,9 +50,6 @@ param maximumInstanceCount int
   4096
 ])
 param instanceMemoryMB int
-
-@description('Browser origins allowed by the platform CORS, for example https://registry.contoso.com. Empty for none.')
-param corsOrigins array
 
 @description('Allow the SCM (Kudu) site to accept basic-auth publishing credentials. Off: deployments use Entra tokens.')
 param scmBasicAuthEnabled bool
@@ -63,6 +72,15 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
+// No `cors` here. Microsoft Learn's Flex Consumption page listed platform CORS as not supported
+// ("CORS settings are currently not supported. Exceptions might occur if CORS is configured for
+// Flex Consumption apps", considerations, 2024), and browsers report Flex answering preflights
+// without CORS headers whatever the setting (azure-functions-dotnet-worker #2524); the app
+// answers CORS itself, from CORS_ORIGINS (infra/README.md, "CORS").
+// maximumInstanceCount bounds each per-function scale group, not the app; always-ready
+// instances come on top (Microsoft Learn, "Event-driven scaling in Azure Functions", per-function
+// scaling). Python apps take 1 HTTP request per instance unless told otherwise (Microsoft Learn,
+// "Concurrency in Azure Functions", HTTP trigger concurrency).
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: The registry API and its MCP feed are called from the internet (VS Code, GitHub Copilot); every non-public route checks an Entra bearer token
   // checkov:skip=CKV_AZURE_17: Callers authenticate with Entra bearer tokens; MCP clients do not present TLS client certificates
@@ -81,15 +99,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      cors: {
-        allowedOrigins: corsOrigins
-        supportCredentials: false
-      }
     }
     functionAppConfig: {
       deployment: {
@@ -105,6 +120,17 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        alwaysReady: (httpAlwaysReadyInstanceCount > 0) ? [
+          {
+            name: 'http'
+            instanceCount: httpAlwaysReadyInstanceCount
+          }
+        ] : []
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: 'python'

@@ -79,6 +79,9 @@ param pgBouncerEnabled bool
 @description('Public IP address allowed to reach the server (for migrations and the role script); empty for none.')
 param clientIpAddress string
 
+@description('Private network on (main.bicep vnetEnabled): the app reaches the server through a private endpoint and the Azure-services rule (0.0.0.0) is left out.')
+param privateNetwork bool
+
 @description('Resource id of the Log Analytics workspace that receives server logs and metrics.')
 param logAnalyticsWorkspaceId string
 
@@ -151,12 +154,13 @@ resource sslMinProtocolVersion 'Microsoft.DBforPostgreSQL/flexibleServers/config
   ]
 }
 
-// CREATE EXTENSION is refused for anything not on this list; the migrations use pg_trgm.
+// CREATE EXTENSION is refused for anything not on this list; the migrations use pg_trgm and
+// nothing else (gen_random_uuid() is built into PostgreSQL 13 and later, no pgcrypto needed).
 resource allowedExtensions 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2025-08-01' = {
   parent: server
   name: 'azure.extensions'
   properties: {
-    value: 'PG_TRGM,PGCRYPTO'
+    value: 'PG_TRGM'
     source: 'user-override'
   }
   dependsOn: [
@@ -204,8 +208,10 @@ resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2025-08-0
 }
 
 // The special 0.0.0.0 - 0.0.0.0 rule admits connections that originate inside Azure, which is
-// how a Flex Consumption app without VNet integration reaches the server.
-resource allowAzureServices 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2025-08-01' = {
+// how a Flex Consumption app without VNet integration reaches the server. With the private network
+// the app comes through the private endpoint instead, and the rule is left out: it would admit
+// every Azure tenant's resources.
+resource allowAzureServices 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2025-08-01' = if (!privateNetwork) {
   parent: server
   name: 'AllowAllAzureServicesAndResourcesWithinAzureIps'
   properties: {
@@ -250,5 +256,6 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
 }
 
 output name string = server.name
+output id string = server.id
 output fqdn string = server.properties.fullyQualifiedDomainName
 output databaseName string = database.name

@@ -4,6 +4,7 @@ it exposes. Importing this package stays cheap: the MCP SDK and its HTTP stack l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
 import time
@@ -12,9 +13,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.endpoint_policy import IPNetwork
-from shared.probe.findings import Finding, findings
+from shared.probe.findings import Finding, Surface, scan
 from shared.probe.result import OUTCOMES, Outcome, ProbeResult
-from shared.probe.surface import surface_hash, tool_surface
+from shared.probe.surface import clean, clean_text, surface_hash, tool_surface
 
 if TYPE_CHECKING:
     import httpcore2
@@ -39,8 +40,31 @@ async def probe(url: str, transport: TransportName, *, allowed_networks: Iterabl
 
     `resolver`, `connector` and `ssl_context` replace the system's (tests inject them so that no
     name is looked up and every connection attempt is seen); `known_tools` maps the tool names of
-    other published servers to their server names, for the shadowing rule.
+    other published servers to their server names, for the shadowing rule. The time limit covers
+    the findings too, and `duration_ms` is the whole of it; the result is always storable.
     """
+    from shared.probe import guard as egress
+    from shared.probe.classify import describe
+
+    started = time.monotonic()
+    checked_at = datetime.now(UTC)
+    limit = time_limit or egress.TIME_LIMIT
+    try:
+        result = await _probe(url, transport, started=started, checked_at=checked_at, limit=limit,
+                              allowed_networks=allowed_networks, allow_http=allow_http, declared_tools=declared_tools,
+                              known_tools=known_tools, resolver=resolver, connector=connector,
+                              ssl_context=ssl_context, max_bytes=max_bytes)
+    except Exception as failure:  # whatever the endpoint's answer made go wrong here is its probe's outcome
+        result = ProbeResult(outcome="refused", checked_at=checked_at, duration_ms=0,
+                             error=f"the registry could not process the endpoint's answer: {describe(failure)}")
+    return dataclasses.replace(result.clipped(), duration_ms=int((time.monotonic() - started) * 1000))
+
+
+async def _probe(url: str, transport: TransportName, *, started: float, checked_at: datetime, limit: float,
+                 allowed_networks: Iterable[IPNetwork], allow_http: bool, declared_tools: Sequence[str],
+                 known_tools: Mapping[str, str] | None, resolver: Resolver | None,
+                 connector: httpcore2.AsyncNetworkBackend | None, ssl_context: ssl.SSLContext | None,
+                 max_bytes: int | None) -> ProbeResult:
     import anyio
 
     from shared.probe import guard as egress
@@ -50,9 +74,6 @@ async def probe(url: str, transport: TransportName, *, allowed_networks: Iterabl
     guard = egress.EgressGuard(allowed_networks=allowed_networks, allow_http=allow_http,
                                resolver=resolver or egress.system_resolver, connector=connector,
                                ssl_context=ssl_context, budget=budget)
-    limit = time_limit or egress.TIME_LIMIT
-    started = time.monotonic()
-    checked_at = datetime.now(UTC)
     session: Session | None = None
     outcome: Outcome
     error: str | None = None
@@ -65,19 +86,44 @@ async def probe(url: str, transport: TransportName, *, allowed_networks: Iterabl
         outcome, error = "timeout", f"no complete answer within {limit:g} s"
         if budget.refusal is not None or budget.exceeded:
             outcome, error = classify(budget, None)
-    elapsed = int((time.monotonic() - started) * 1000)
     if session is None:
-        return ProbeResult(outcome=outcome, checked_at=checked_at, duration_ms=elapsed, error=error, auth=auth)
-    tools = sorted(session.tools, key=lambda tool: str(tool["name"]))
-    surface = tool_surface(tools=tools, instructions=session.instructions, prompts=session.prompts,
-                           resources=session.resources)
+        return ProbeResult(outcome=outcome, checked_at=checked_at, duration_ms=0, error=error,
+                           auth=clean(auth) if auth is not None else None)
+    return await _surface(session, outcome=outcome, checked_at=checked_at, error=error, deadline=started + limit,
+                          declared_tools=declared_tools, known_tools=known_tools)
+
+
+def _by_name(item: Mapping[str, Any]) -> str:
+    return clean_text(str(item["name"]))
+
+
+async def _surface(session: Session, *, outcome: Outcome, checked_at: datetime, error: str | None, deadline: float,
+                   declared_tools: Sequence[str], known_tools: Mapping[str, str] | None) -> ProbeResult:
+    """The findings over what the endpoint sent (within the probe's deadline), then the surface as
+    stored and its hash. Everything is put in the stored order first (by the stored names), so
+    the findings' pointers point into the stored probe."""
+    import anyio.to_thread
+
+    tools = sorted(session.tools, key=_by_name)
+    prompts = sorted(session.prompt_texts or [{"name": name} for name in session.prompts], key=_by_name)
+    resources = sorted(session.resource_texts or [{"name": name} for name in session.resources], key=_by_name)
+    found = await scan(Surface(tools=tools, instructions=session.instructions, server_info=session.server_info,
+                               prompts=prompts, resources=resources),
+                       deadline=deadline, declared_tools=declared_tools, known_tools=known_tools)
+
+    def stored() -> tuple[dict[str, Any], str]:
+        surface = tool_surface(tools=clean(tools), instructions=clean(session.instructions),
+                               prompts=[_by_name(prompt) for prompt in prompts],
+                               resources=[_by_name(resource) for resource in resources])
+        return surface, surface_hash(surface)
+
+    # Off the event loop: a surface of many small strings takes a pure-Python JCS a while.
+    surface, tools_hash = await anyio.to_thread.run_sync(stored)
     return ProbeResult(
-        outcome=outcome, checked_at=checked_at, duration_ms=elapsed, protocol_version=session.protocol_version,
-        server_info=session.server_info, instructions=session.instructions, tools=surface["tools"],
-        prompts=surface["prompts"], resources=surface["resources"], tools_hash=surface_hash(surface),
-        findings=findings(tools=surface["tools"], instructions=session.instructions, declared_tools=declared_tools,
-                          known_tools=known_tools),
-        error=error)
+        outcome=outcome, checked_at=checked_at, duration_ms=0, protocol_version=session.protocol_version,
+        server_info=clean(session.server_info), instructions=surface["instructions"], tools=surface["tools"],
+        prompts=surface["prompts"], resources=surface["resources"], tools_hash=tools_hash, findings=found.kept,
+        findings_omitted=dict(found.omitted), error=error)
 
 
 async def _attempt(url: str, transport: TransportName, guard: EgressGuard, limit: float,

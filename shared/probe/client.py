@@ -37,6 +37,9 @@ class Session:
     tools: list[dict[str, Any]] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
+    # Their names, titles and descriptions, which the findings read (only the names are stored).
+    prompt_texts: list[dict[str, Any]] = field(default_factory=list)
+    resource_texts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _transport(url: str, transport: TransportName, guard: EgressGuard, limit: float,
@@ -76,6 +79,14 @@ def _tool(tool: mcp_types.Tool) -> dict[str, Any]:
             "input_schema": data.get("input_schema", {}), "annotations": data.get("annotations")}
 
 
+def _texts(item: mcp_types.Prompt | mcp_types.Resource) -> dict[str, Any]:
+    texts: dict[str, Any] = {"name": item.name, "title": item.title, "description": item.description}
+    if isinstance(item, mcp_types.Prompt) and item.arguments:
+        texts["arguments"] = [{"name": argument.name, "description": argument.description}
+                              for argument in item.arguments]
+    return texts
+
+
 async def speak(url: str, transport: TransportName, guard: EgressGuard, *, limit: float) -> Session:
     """Run one session; raises whatever the SDK or the guard raised when it fails."""
     client = Client(_transport(url, transport, guard, limit), mode="auto", cache=None, client_info=CLIENT_INFO,
@@ -90,8 +101,10 @@ async def speak(url: str, transport: TransportName, guard: EgressGuard, *, limit
         session.tools = [_tool(tool) for page in pages for tool in page.tools]
         if capabilities.prompts is not None:
             prompt_pages = await _pages(lambda cursor: client.list_prompts(cursor=cursor))
-            session.prompts = [prompt.name for page in prompt_pages for prompt in page.prompts]
+            session.prompt_texts = [_texts(prompt) for page in prompt_pages for prompt in page.prompts]
+            session.prompts = [prompt["name"] for prompt in session.prompt_texts]
         if capabilities.resources is not None:
             resource_pages = await _pages(lambda cursor: client.list_resources(cursor=cursor))
-            session.resources = [resource.name for page in resource_pages for resource in page.resources]
+            session.resource_texts = [_texts(resource) for page in resource_pages for resource in page.resources]
+            session.resources = [resource["name"] for resource in session.resource_texts]
     return session

@@ -9,6 +9,11 @@ so the URL, the `Host` header, SNI and certificate verification all keep the hos
 second lookup happens that a rebinding DNS server could answer differently. A host the guard did
 not admit has no pin, so nothing (a redirect, an SSE `endpoint` event, a metadata URL) can
 reach it. The same backend counts the bytes read, so one cap covers headers, bodies and streams.
+
+That cap counts bytes on the wire, so it holds only while they are the bytes read: httpx would
+undo up to five layers of `Content-Encoding` (two of gzip make 5,684 bytes 400 MiB), and the
+MCP SDK reads a JSON answer whole. Every request therefore asks for `Accept-Encoding: identity`,
+whatever a library set, and an answer sent encoded anyway is refused before any of it is decoded.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ from shared.endpoint_policy import IPAddress, IPNetwork, address_refusal
 USER_AGENT = "mcp-endpoint-registry-probe/1.0 (attestation probe of a registered MCP endpoint)"
 MAX_BYTES = 1024 * 1024
 TIME_LIMIT = 10.0
+# What a refusal or lookup error may quote of a URL or host (a submitted host can be long; the
+# stored error has room for 2000 characters).
+MAX_QUOTED = 200
+MAX_REASON = 1000
 # Headers that could carry a credential: none is ever sent, whatever a library would add.
 _CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
 
@@ -42,6 +51,18 @@ class Refused(Exception):
 
 class Unreachable(Exception):
     """The name did not resolve, or no connection could be made."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason[:MAX_REASON])
+
+
+class EncodedAnswer(httpx2.DecodingError):
+    """The endpoint answered with a Content-Encoding the probe did not ask for."""
+
+
+def quoted(text: str) -> str:
+    """`text` as a message may quote it: at most MAX_QUOTED characters."""
+    return text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + "..."
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:
@@ -137,12 +158,13 @@ class _PinnedBackend(httpcore2.AsyncNetworkBackend):
                           ) -> httpcore2.AsyncNetworkStream:
         address = self._pins.get((host.lower(), port))
         if address is None:
-            self._budget.refusal = f"{host}:{port} was not checked by the egress guard"
+            self._budget.refusal = f"{quoted(host)}:{port} was not checked by the egress guard"
             raise httpcore2.ConnectError(self._budget.refusal)
         try:
             stream = await self._connector.connect_tcp(str(address), port, timeout=timeout)
         except httpcore2.ConnectError as error:
-            self._budget.connect_error = f"could not connect to {host}:{port}: {error or 'connection failed'}"
+            self._budget.connect_error = (f"could not connect to {quoted(host)}:{port}: "
+                                          f"{quoted(str(error) or 'connection failed')}")
             raise
         return _CappedStream(stream, self._budget)
 
@@ -169,11 +191,20 @@ class _GuardedTransport(httpx2.AsyncHTTPTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         for name in _CREDENTIAL_HEADERS:
             request.headers.pop(name, None)
+        request.headers["accept-encoding"] = "identity"
         response = await super().handle_async_request(request)
         self._budget.seen.append(Seen(
             url=str(request.url.copy_with(query=None)), status=response.status_code,
             content_type=response.headers.get("content-type", "").split(";", 1)[0].strip().lower(),
             www_authenticate=response.headers.get("www-authenticate"), location=response.headers.get("location")))
+        encodings = [coding.strip().lower() for value in response.headers.get_list("content-encoding")
+                     for coding in value.split(",") if coding.strip()]
+        if any(coding != "identity" for coding in encodings):
+            await response.aclose()
+            self._budget.refusal = (f"the endpoint answered with Content-Encoding "
+                                    f"{quoted(', '.join(encodings))!r} although the probe asked for identity; "
+                                    "the probe reads no compressed answer (its size cap counts bytes received)")
+            raise EncodedAnswer(self._budget.refusal, request=request)
         return response
 
 
@@ -206,7 +237,7 @@ class EgressGuard:
         try:
             parsed = httpx2.URL(url)
         except httpx2.InvalidURL as error:
-            raise self._refuse(f"{url!r} is not a URL: {error}") from None
+            raise self._refuse(f"{quoted(url)!r} is not a URL: {error}") from None
         if parsed.scheme != "https" and not (parsed.scheme == "http" and self.allow_http):
             raise self._refuse(f"the scheme {parsed.scheme!r} is not allowed")
         if parsed.userinfo:
@@ -220,7 +251,7 @@ class EgressGuard:
         for address in addresses:
             reason = address_refusal(address, self.allowed_networks)
             if reason is not None:
-                raise self._refuse(f"{host} resolves to {address}, {reason}")
+                raise self._refuse(f"{quoted(host)} resolves to {address}, {reason}")
         self._pins[(host, port)] = addresses[0]
         return Target(url, host, port, addresses[0])
 
@@ -232,20 +263,21 @@ class EgressGuard:
         try:
             addresses = list(await self._resolver(host, port))
         except (OSError, UnicodeError) as error:
-            raise Unreachable(f"{host} did not resolve: {error}") from None
+            raise Unreachable(f"{quoted(host)} did not resolve: {quoted(str(error))}") from None
         if not addresses:
-            raise Unreachable(f"{host} did not resolve to any address")
+            raise Unreachable(f"{quoted(host)} did not resolve to any address")
         return addresses
 
     def _refuse(self, reason: str) -> Refused:
-        self.budget.refusal = reason
-        return Refused(reason)
+        self.budget.refusal = reason[:MAX_REASON]
+        return Refused(self.budget.refusal)
 
     def client(self, *, headers: dict[str, str] | None = None, timeout: float = TIME_LIMIT) -> httpx2.AsyncClient:
         """An HTTP client that follows no redirect, reads no environment (proxies, .netrc) and
         sends no credential; the MCP transports' own same-origin redirect following stops at
         `max_redirects=0` too."""
         transport = _GuardedTransport(self._backend, self._ssl_context, self.budget)
-        return httpx2.AsyncClient(transport=transport, headers={**(headers or {}), "User-Agent": USER_AGENT},
+        return httpx2.AsyncClient(transport=transport, headers={**(headers or {}), "User-Agent": USER_AGENT,
+                                                                "Accept-Encoding": "identity"},
                                   timeout=httpx2.Timeout(timeout), follow_redirects=False, max_redirects=0,
                                   trust_env=False)

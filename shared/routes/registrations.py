@@ -173,19 +173,26 @@ async def registrations_update(call: SignedIn[RegistrationUpdate, None]) -> func
     "PATCH", f"{BY_ID}/status", access="admin", summary="Approve or reject a pending revision",
     answers=(Answer(200, "The decided registration.", RegistrationPublic, ("ETag#revision",)),),
     errors=texts.BODY | texts.BODY_422 | texts.STALE_412 | {
-        403: "The caller is not an administrator, or submitted this revision themselves (unless "
-             "`REVIEW_ALLOW_SELF_APPROVAL=true`).",
+        403: "The caller is not an administrator, or submitted a revision of this registration since its published "
+             "one (the latest carries their edit), unless `REVIEW_ALLOW_SELF_APPROVAL=true`.",
         404: "No live registration has this id.",
         409: "The latest revision is no longer `Pending`: it was already decided.",
         412: "`If-Match` or the body's `revision` names a revision that is no longer the latest (or they "
              "disagree, or `If-Match` is not a revision number); nothing changed.",
-        428: "Neither `If-Match` nor `revision` names the revision, and `REVIEW_REQUIRE_MATCH=true`."},
+        428: "Neither `If-Match` nor `revision` names the revision, and an edit replaced a pending revision since "
+             "the last decision (the reviewer may have seen that one), or `REVIEW_REQUIRE_MATCH=true`."},
     request=StatusChange, request_example={"status": "Approved", "reason": "Reviewed by the platform team.",
                                            "revision": 1},
     request_headers=("If-Match",),
     description="""Decides one revision: the one `If-Match: "<revision>"` or the body's `revision` names,
-which must be the latest and `Pending`; without either, the latest revision if it is `Pending` (unless
-`REVIEW_REQUIRE_MATCH=true`: 428). Sets `status`, `approver_id`, `approved_at` and `status_reason`.
+which must be the latest and `Pending`. Without either, it decides the latest revision only if that is
+`Pending` and the only revision submitted since the registration's last decision (or its creation):
+when an edit replaced a pending revision meanwhile, the reviewer may have seen the replaced one, so
+the answer is 428 and the `ETag` reviewed must be sent as `If-Match`. `REVIEW_REQUIRE_MATCH=true`
+makes every decision without either 428. An administrator who submitted any revision since the
+published one (or since creation, while none is) may not decide: their edit rides along in the
+latest revision (403, unless `REVIEW_ALLOW_SELF_APPROVAL=true`). Sets `status`, `approver_id`,
+`approved_at` and `status_reason`.
 Approving publishes the revision in the feed (a deprecated registration stays deprecated; one
 published for the first time is `active`); rejecting leaves the published revision, if any, live.
 Audited as `Approved` or `Rejected` with the revision's `endpoint_url`, `server_name` and `version`.""",

@@ -73,12 +73,17 @@ async def revisions_publish(call: SignedIn[None, None]) -> func.HttpResponse:
 @routes.declare(
     "PATCH", f"{BY_ID}/publication", access="admin", summary="Deprecate or reactivate the published revision",
     answers=(Answer(200, "The registration.", RegistrationPublic, ("ETag#revision",)),),
-    errors=texts.BODY | texts.BODY_422 | {404: "No live registration has this id.",
-                                          409: "Nothing of this registration is published yet."},
+    errors=texts.BODY | texts.BODY_422 | {
+        404: "No live registration has this id.",
+        409: "Nothing of this registration is published yet, or `active` was asked while the registry's drift "
+             "withdrawal (`DRIFT_POLICY=withdraw`) of the published revision stands."},
     request=PublicationChange,
     request_example={"publication": "deprecated", "message": "Use com.contoso/weather-v2 instead."},
     description="A deprecated server stays in the feed with `status: deprecated` and `statusMessage` (the "
-                "`message`), which clients show. Audited as `Deprecated` or `Reactivated`.",
+                "`message`), which clients show. Audited as `Deprecated` or `Reactivated`. A server the registry "
+                "withdrew because its tools drifted becomes `active` again only through `POST …/attestation/accept` "
+                "(another administrator than the submitter, naming the probe reviewed): `active` here is 409 while "
+                "that withdrawal stands, so the four-eyes rule of accepting cannot be stepped around.",
 )
 async def registrations_publication(call: SignedIn[PublicationChange, None]) -> func.HttpResponse:
     row = await publication.set_publication(db=database, actor=call.actor, change=call.body,

@@ -66,17 +66,27 @@ def _version(value: str) -> str:
 
 _TEXT_RULE = (
     "No control characters, and no Unicode format characters (bidi controls such as U+202E, zero-width "
-    "characters), private-use characters or line/paragraph separators (categories Cf, Co, Zl, Zp)."
+    "characters), private-use characters or line/paragraph separators (categories Cf, Co, Zl, Zp), nor any "
+    "other character that displays as nothing (default-ignorable code points such as U+FE0F and U+034F, Hangul "
+    "fillers, U+2800): `text_invisible_character`, `text_ignorable_character`."
+)
+_ONE_SCRIPT = (
+    "Written in one script (Unicode TR39 *highly restrictive*: Latin may stand beside Han, Hiragana, Katakana, "
+    "Bopomofo or Hangul), so no lookalike letters of another script: `text_mixed_script`."
 )
 ENDPOINT_URL_RULES = (
     "Absolute `https` URL (`http` only where the setting `ALLOW_HTTP_ENDPOINTS=true`), at most 2048 characters, "
     "ASCII (an internationalised host in its `xn--` form), no user-info, no fragment. Refused: `localhost` and "
     "`*.localhost`; a host whose last label is all digits or starts with `0x` (`2130706433`, `0x7f.1`); IP "
     "literals that are loopback, private, shared (100.64.0.0/10), link-local (169.254.0.0/16, where cloud "
-    "metadata answers; fe80::/10), unique-local, multicast, reserved or unspecified, in IPv4-mapped and other "
+    "metadata answers; fe80::/10), site-local (fec0::/10), documentation (3fff::/20 and the like), the 6to4 "
+    "relay anycast 192.88.99.0/24, unique-local, multicast, reserved or unspecified, in IPv4-mapped and other "
     "IPv6 forms too, and Azure's platform address 168.63.129.16, except networks listed in "
-    "`ALLOWED_ENDPOINT_NETWORKS`; a query parameter named like a credential (`code`, `key`, `apikey`, `api_key`, "
-    "`sig`, `signature`, `token`, `access_token`, `secret`, `password`; case-insensitive, `-` read as `_`): "
+    "`ALLOWED_ENDPOINT_NETWORKS`; a host over 253 characters or with a label over 63 (`url_host_too_long`, "
+    "`url_host_label_too_long`); a query parameter named like a credential (`code`, `key`, `apikey`, `api_key`, "
+    "`sig`, `signature`, `token`, `access_token`, `secret`, `password`, `subscription-key`, `client_secret`, "
+    "`id_token`, `refresh_token`, `sas`, `jwt`, `pwd`, `auth`...; compared by letters and digits alone, "
+    "case-insensitive, an array suffix such as `token[]` ignored, `;` read as a separator as `&` is): "
     "secrets travel in headers. Stored normalised (RFC 3986 section 6): scheme and host lower-cased, a trailing "
     "dot on the host dropped, the default port dropped, percent-encoding normalised (unreserved characters "
     "decoded, hex upper-cased, characters that may not stand bare encoded), dot-segments removed, a trailing "
@@ -90,7 +100,8 @@ EndpointUrl = Annotated[str, Field(max_length=2048, examples=["https://mcp.conto
                                    json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^@#\\s]+$"}),
                         AfterValidator(_endpoint_url)]
 EndpointName = Annotated[str, Field(max_length=400, examples=["Weather Tools"], description=(
-    f"3 to 200 characters after NFKC normalisation and trimming. {_TEXT_RULE}")), AfterValidator(_name)]
+    f"3 to 200 characters after NFKC normalisation and trimming. {_TEXT_RULE} {_ONE_SCRIPT}")),
+                        AfterValidator(_name)]
 Description = Annotated[str | None, Field(max_length=2000, description=(
     "At most 2000 characters; tabs and line breaks allowed. " + _TEXT_RULE.replace("No control characters",
                                                                                    "No other control characters"))),
@@ -100,10 +111,17 @@ OwnerContact = Annotated[str, Field(max_length=254, examples=["weather-team@cont
                                     json_schema_extra={"format": "email"}), AfterValidator(email)]
 ToolNames = Annotated[list[Annotated[str, Field(max_length=256)]], Field(
     max_length=100, examples=[["forecast"]], description=(
-    f"0 to 100 distinct tool names, each 1 to 128 characters after NFKC normalisation and trimming. {_TEXT_RULE}")),
+    f"0 to 100 distinct tool names, each 1 to 128 characters after NFKC normalisation and trimming. {_TEXT_RULE} "
+    f"{_ONE_SCRIPT}")),
                       AfterValidator(_tools)]
 ServerName = Annotated[str, Field(min_length=3, max_length=200, pattern=SERVER_NAME_PATTERN,
-                                  examples=["com.contoso.mcp/weather-tools"])]
+                                  examples=["com.contoso.mcp/weather-tools"], description=(
+    "Unique among live registrations. Unless an administrator gives it, its namespace (before `/`) is the "
+    "endpoint host's labels reversed or a parent domain of it down to the host's registrable domain by the "
+    "Public Suffix List (`io.github.attacker/...` for `attacker.github.io`, never `io.github/...`: "
+    "`namespace_mismatch`, `namespace_public_suffix`), and not in `RESERVED_NAMESPACES` or below one unless it "
+    "is the host's labels reversed in full (`namespace_reserved`). Derived from the URL host and the name when "
+    "absent."))]
 Version = Annotated[str, Field(min_length=1, max_length=255, examples=["1.0.0"],
                                description=f"At most 255 characters, no spaces, not `latest`. {_TEXT_RULE}"),
                     AfterValidator(_version)]
@@ -159,6 +177,10 @@ class StatusChange(BaseModel):
             "No control characters", "No other control characters"))), FREE_TEXT] = None
     revision: RevisionNumber | None = Field(
         default=None, description="The revision decided, as `If-Match` names it; 412 when it is not the latest.")
+    tools_hash: Annotated[str | None, Field(pattern="^[0-9a-f]{64}$", description=(
+        "The `tools_hash` of the probe the reviewer looked at. Optional; when given, 412 unless it is still "
+        "the decided revision's latest `ok` probe, so an approval takes as its drift baseline the surface "
+        "that was reviewed, not one a re-probe put there after the review."))] = None
 
 
 class RegistrationQuery(BaseModel):

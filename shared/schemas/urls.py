@@ -19,12 +19,20 @@ from shared.endpoint_policy import address_refusal
 from shared.schemas.common import has_control_characters
 
 MAX_URL_LENGTH = 2048
+# RFC 1035 section 2.3.4 (a name of 253 characters in its dotted form), which resolvers enforce.
+MAX_HOST_LENGTH = 253
+MAX_LABEL_LENGTH = 63
 DEFAULT_PORTS = {"http": 80, "https": 443}
-# Query parameter names that carry secrets (an Azure Functions `code` key, a SAS `sig`...),
-# compared case-insensitively with `-` read as `_`.
+# Query parameter names that carry secrets (an Azure Functions `code` key, a SAS `sig`, an APIM
+# `subscription-key`, OAuth tokens and client secrets...), compared by their letters and digits
+# alone, case-insensitively: `Api-Key`, `api_key` and `apikey` are one name, and so are `token[]`
+# and `token%00`, which servers read as `token`.
 CREDENTIAL_PARAMETERS = frozenset({
     "code", "key", "apikey", "api_key", "sig", "signature", "token", "access_token", "secret", "password",
+    "subscription_key", "client_secret", "id_token", "refresh_token", "sas", "sas_token", "jwt", "pwd", "passwd",
+    "auth", "auth_token", "authorization", "api_token", "x_api_key",
 })
+_CREDENTIAL_KEYS = frozenset(re.sub(r"[^a-z0-9]", "", name) for name in CREDENTIAL_PARAMETERS)
 _HOST_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # What RFC 3986 lets stand unencoded in a path segment (pchar less unreserved) and in a query.
@@ -86,6 +94,13 @@ def _host(raw: str | None, settings: EndpointSettings) -> str:
                 f"names {why}, which published clients must not be sent to; register a public host name, or "
                 "ask an operator to list the network in ALLOWED_ENDPOINT_NETWORKS"))
         return f"[{address.compressed}]" if address.version == 6 else address.compressed
+    if len(host) > MAX_HOST_LENGTH:
+        raise _refuse("url_host_too_long", f"names a host of {len(host)} characters; a DNS name has at most "
+                                           f"{MAX_HOST_LENGTH}, so register the host name clients resolve")
+    if any(len(label) > MAX_LABEL_LENGTH for label in host.split(".")):
+        raise _refuse("url_host_label_too_long", f"names a host with a label longer than {MAX_LABEL_LENGTH} "
+                                                 "characters, which DNS cannot hold; register the host name "
+                                                 "clients resolve")
     if not _HOST_NAME.match(host):
         raise _refuse("url_host", "must name a valid host; write an internationalised name in its xn-- form")
     if host == "localhost" or host.endswith(".localhost"):
@@ -100,9 +115,14 @@ def _host(raw: str | None, settings: EndpointSettings) -> str:
 
 
 def _check_query(query: str) -> None:
-    for pair in query.split("&"):
-        name = unquote(pair.split("=", 1)[0].replace("+", " ")).strip().lower().replace("-", "_")
-        if name in CREDENTIAL_PARAMETERS:
+    # `;` separates parameters too for some servers (the HTML 4 recommendation, older frameworks).
+    for pair in re.split(r"[&;]", query):
+        raw = unquote(pair.split("=", 1)[0].replace("+", " "))
+        name = raw.strip().lower().replace("-", "_")
+        # An array suffix (`token[]`, `token[0]`) names the same parameter to PHP, Rails and others.
+        key = re.sub(r"[^a-z0-9]", "", name.split("[", 1)[0])
+        if key in _CREDENTIAL_KEYS:
+            name = re.sub(r"[^a-z0-9_\[\]]", "?", name)
             raise _refuse("url_credential_parameter", (
                 f"carries a credential in its query parameter {name!r}; published URLs are public, so remove "
                 "it and have clients send the secret in a header"))

@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.db import Database
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from shared.services import columns
 from shared.services.registrations import Actor
 
@@ -50,8 +50,9 @@ _LATEST_OK = f"""(
 
 
 def record_statement(*, probe_columns: str) -> str:
-    """Insert a probe ($1-$17) and apply it: the summaries, the baseline, drift and its entry under
-    DRIFT_POLICY ($18, the message of a withdrawal $19), the queue."""
+    """Insert a probe ($1-$17, and $20 the findings the caps left out) and apply it: the summaries,
+    the baseline, drift and its entry under DRIFT_POLICY ($18, the message of a withdrawal $19), the
+    queue."""
     return f"""
 WITH target AS (
     -- NO KEY UPDATE: the claim of a round makes attestation rows (a key share of this row) meanwhile.
@@ -62,8 +63,8 @@ WITH target AS (
 ), inserted AS (
     INSERT INTO probes (registration_id, revision, trigger, requested_by, checked_at, outcome, duration_ms,
                         protocol_version, server_info, instructions, tools, prompts, resources, tools_hash,
-                        findings, error, auth)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                        findings, error, auth, findings_omitted)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $20)
     RETURNING {probe_columns}
 ), basis AS (
     SELECT i.probe_id, i.tools_hash, t.registration_id, t.status, t.published_revision, t.publication,
@@ -117,8 +118,10 @@ SELECT {probe_columns} FROM inserted
 """
 
 
-# $1 id, $2 caller. Only a drift of the published revision is accepted, by an administrator who
-# did not submit the registration, and only onto an `ok` probe of that revision.
+# $1 id, $2 caller, $3 the probe reviewed, $4 the tools_hash reviewed. Only a drift of the published
+# revision is accepted, by an administrator who did not submit the registration, and only onto the
+# latest `ok` probe of that revision, which must be the one named: `current` is false when a probe
+# recorded since the review replaced it.
 _ACCEPT = f"""
 WITH target AS (
     SELECT registration_id, submitter_id, status, published_revision, publication FROM registrations
@@ -131,14 +134,18 @@ WITH target AS (
            {_LATEST_OK} AS baseline
     FROM state AS s JOIN target AS t USING (registration_id)
     WHERE t.submitter_id <> $2
+), named AS (
+    SELECT c.*, ($3::uuid IS NULL OR c.baseline->>'probe_id' = $3::uuid::text)
+                AND ($4::text IS NULL OR c.baseline->>'tools_hash' = $4::text) AS current
+    FROM accepted AS c
 ), attested AS (
     UPDATE attestations AS a SET baseline = c.baseline, drifted = false, drift_withdrawn = false
-    FROM accepted AS c WHERE a.registration_id = c.registration_id AND c.baseline IS NOT NULL
+    FROM named AS c WHERE a.registration_id = c.registration_id AND c.baseline IS NOT NULL AND c.current
     RETURNING a.latest, a.published
 ), reactivated AS (
     UPDATE registrations AS r SET publication = 'active', publication_message = NULL, published_updated_at = now()
-    FROM accepted AS c
-    WHERE r.registration_id = c.registration_id AND c.baseline IS NOT NULL AND c.drift_withdrawn
+    FROM named AS c
+    WHERE r.registration_id = c.registration_id AND c.baseline IS NOT NULL AND c.current AND c.drift_withdrawn
       AND r.publication = 'deprecated'
     RETURNING r.registration_id
 ), audit AS (
@@ -147,9 +154,10 @@ WITH target AS (
            jsonb_build_object('probe_id', baseline->'probe_id', 'tools_hash', baseline->'tools_hash',
                               'previous_probe_id', previous->'probe_id', 'previous_hash', previous->'tools_hash',
                               'reactivated', EXISTS (SELECT 1 FROM reactivated))
-    FROM accepted WHERE baseline IS NOT NULL
+    FROM named WHERE baseline IS NOT NULL AND current
 )
 SELECT t.submitter_id AS owner, EXISTS (SELECT 1 FROM state) AS drifted,
+       EXISTS (SELECT 1 FROM named WHERE baseline IS NOT NULL) AS probed,
        EXISTS (SELECT 1 FROM attested) AS accepted, EXISTS (SELECT 1 FROM reactivated) AS reactivated,
        (SELECT latest || jsonb_build_object('drifted', false) FROM attested) AS accepted_attestation,
        {columns.latest(attestation=False)}
@@ -157,19 +165,28 @@ FROM target AS t JOIN registrations AS r USING (registration_id)
 """
 
 
-async def accept(*, db: Database, actor: Actor, registration_id: UUID) -> dict[str, object]:
-    """Take the latest `ok` probe of the published revision as its baseline; the registration as it is now."""
+NOT_LATEST = ("The probe named is no longer the latest ok probe of the published revision: a probe recorded since "
+              "the review answered. Review the latest (GET …/probes/latest) and accept that one.")
+
+
+async def accept(*, db: Database, actor: Actor, registration_id: UUID, probe_id: UUID | None,
+                 tools_hash: str | None) -> dict[str, object]:
+    """Take the latest `ok` probe of the published revision as its baseline, if it is the one named; the
+    registration as it is now."""
     if not actor.is_admin:
         raise Forbidden("Only an administrator may accept a drift.")
-    row: asyncpg.Record | None = await db.fetchrow(_ACCEPT, registration_id, actor.user_id)
+    row: asyncpg.Record | None = await db.fetchrow(_ACCEPT, registration_id, actor.user_id, probe_id, tools_hash)
     if row is None:
         raise NotFound("Registration not found.")
     if row["owner"] == actor.user_id:
         raise Forbidden("An administrator may not accept a drift of a registration they submitted; "
                         "ask another administrator.")
     if not row["accepted"]:
-        raise Conflict("Nothing to accept: the published revision has not drifted."
-                       if not row["drifted"] else "Nothing to accept: no ok probe of the published revision.")
+        if not row["drifted"]:
+            raise Conflict("Nothing to accept: the published revision has not drifted.")
+        if not row["probed"]:
+            raise Conflict("Nothing to accept: no ok probe of the published revision.")
+        raise PreconditionFailed(NOT_LATEST)
     answer = dict(row)
     answer["attestation"] = row["accepted_attestation"]
     if row["reactivated"]:

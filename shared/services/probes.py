@@ -7,6 +7,7 @@ moves the registration's place in the queue).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,9 +25,16 @@ from shared.services.registrations import Actor
 if TYPE_CHECKING:  # the probe package loads only where a probe runs
     from shared.probe.result import ProbeResult
 
+logger = logging.getLogger(__name__)
 Trigger = Literal["requested", "queued", "scheduled"]
 PROBE_COLUMNS = """probe_id, registration_id, revision, checked_at, outcome, duration_ms, protocol_version,
-    server_info, instructions, tools, prompts, resources, tools_hash, findings, error, auth"""
+    server_info, instructions, tools, prompts, resources, tools_hash, findings, error, auth, findings_omitted"""
+# A probe in a list: what it found, counted, without the surface (a surface may be a megabyte).
+SUMMARY_COLUMNS = f"""p.probe_id, p.registration_id, p.revision, p.checked_at, p.outcome, p.duration_ms,
+    p.protocol_version, jsonb_array_length(p.tools) AS tool_count, p.tools_hash, p.error, p.findings_omitted,
+    (SELECT jsonb_build_object({", ".join(f"'{level}', count(*) FILTER (WHERE f->>'severity' = '{level}')"
+                                          for level in drift.SEVERITIES)})
+     FROM jsonb_array_elements(p.findings) AS f) AS findings"""
 
 # The tool names live registrations exposed in the latest `ok` probe of their published revision.
 _PUBLISHED_TOOLS = """
@@ -98,16 +106,79 @@ CROSS JOIN LATERAL (
 WHERE r.deleted_at IS NULL
 """
 
-_PROBES = f"""
+# One page of a registration's probes (`columns` of probe row `p`), newest first, for a reader who
+# may see them; the registration row alone (a NULL probe) when there are none.
+_PAGE = """
+SELECT r.published_revision IS NOT NULL AS public, r.submitter_id, page.*
+FROM registrations r
+LEFT JOIN LATERAL (
+    SELECT {columns} FROM probes AS p
+    WHERE p.registration_id = r.registration_id AND ($2 OR r.submitter_id = $3)
+    ORDER BY p.checked_at DESC, p.probe_id DESC
+    LIMIT $4 OFFSET $5
+) page ON true
+WHERE r.registration_id = $1 AND r.deleted_at IS NULL
+"""
+_PROBES = _PAGE.format(columns=", ".join(f"p.{column.strip()}" for column in PROBE_COLUMNS.split(",")))
+_SUMMARIES = _PAGE.format(columns=SUMMARY_COLUMNS)
+# One probe by id ($6), like the page.
+_PROBE = f"""
 SELECT r.published_revision IS NOT NULL AS public, r.submitter_id, p.*
 FROM registrations r
 LEFT JOIN LATERAL (
     SELECT {PROBE_COLUMNS} FROM probes
-    WHERE registration_id = r.registration_id AND ($2 OR r.submitter_id = $3)
-    ORDER BY checked_at DESC, probe_id DESC
-    LIMIT $4 OFFSET $5
+    WHERE registration_id = r.registration_id AND probe_id = $4 AND ($2 OR r.submitter_id = $3)
 ) p ON true
 WHERE r.registration_id = $1 AND r.deleted_at IS NULL
+"""
+
+# Pruning: the probes of up to $2 registrations probed since they were last pruned, less those
+# kept: the newest $1, the baseline's, the latest `ok` probe of the published revision (the next
+# baseline, an acceptance and the shadowing rule read it), and those the audit trail names.
+_PRUNE = """
+WITH due AS (
+    SELECT q.registration_id, q.last_checked_at FROM probe_queue q
+    WHERE q.last_checked_at IS NOT NULL AND (q.pruned_at IS NULL OR q.last_checked_at > q.pruned_at)
+    ORDER BY q.last_checked_at
+    LIMIT $2
+    FOR UPDATE OF q SKIP LOCKED
+), marked AS (
+    UPDATE probe_queue q SET pruned_at = due.last_checked_at
+    FROM due WHERE q.registration_id = due.registration_id
+    RETURNING q.registration_id
+), kept AS (
+    SELECT newest.probe_id FROM marked AS m CROSS JOIN LATERAL (
+        SELECT probe_id FROM probes WHERE registration_id = m.registration_id
+        ORDER BY checked_at DESC, probe_id DESC LIMIT $1
+    ) AS newest
+    UNION
+    SELECT CASE WHEN a.baseline->>'probe_id' ~ '^[0-9a-f-]{36}$' THEN (a.baseline->>'probe_id')::uuid END
+    FROM attestations AS a JOIN marked AS m USING (registration_id)
+    UNION
+    SELECT ok.probe_id FROM marked AS m JOIN registrations AS r USING (registration_id) CROSS JOIN LATERAL (
+        SELECT probe_id FROM probes
+        WHERE registration_id = m.registration_id AND revision = r.published_revision AND outcome = 'ok'
+        ORDER BY checked_at DESC, probe_id DESC LIMIT 1
+    ) AS ok
+    UNION
+    SELECT CASE WHEN e.metadata->>k.key ~ '^[0-9a-f-]{36}$' THEN (e.metadata->>k.key)::uuid END
+    FROM marked AS m JOIN audit_log AS e USING (registration_id)
+    CROSS JOIN unnest(ARRAY['probe_id', 'baseline_probe_id', 'previous_probe_id']) AS k (key)
+    WHERE e.action IN ('Drifted', 'DriftAccepted')
+), pruned AS (
+    DELETE FROM probes AS p USING marked AS m
+    WHERE p.registration_id = m.registration_id
+      AND p.probe_id NOT IN (SELECT probe_id FROM kept WHERE probe_id IS NOT NULL)
+    RETURNING p.probe_id
+)
+SELECT (SELECT count(*) FROM marked) AS registrations, (SELECT count(*) FROM pruned) AS probes
+"""
+
+# A target whose probe could not be recorded at all: its lease ends and its next check waits $2 s,
+# so it neither holds the head of the queue nor is probed again at once.
+_DEFER = """
+UPDATE probe_queue SET claimed_until = NULL, due_at = greatest(due_at, now() + make_interval(secs => $2))
+WHERE registration_id = $1
 """
 
 
@@ -138,7 +209,7 @@ async def request(*, db: Database, actor: Actor, registration_id: UUID, enabled:
         raise NotFound("Registration not found.")
     _check_reader(actor, row["public"], row["submitter_id"])
     if not enabled:
-        raise Conflict("Probing is off: PROBE_SCHEDULE is not set.")
+        raise Conflict("Probing is off: PROBE_ENABLED is not true.")
     if not row["reserved"]:
         waited = (row["now"] - row["last_requested"]).total_seconds()
         raise TooManyRequests("A probe of this registration was asked for less than a minute ago.",
@@ -153,17 +224,53 @@ WITHDRAWN_MESSAGE = ("Withdrawn by the registry: the server's tools changed afte
                      "an administrator must review them.")
 
 
+# What the database (or the driver, encoding an argument) refuses in a probe's values: bad text or
+# JSON, a check, a size past a limit, a trigger's refusal. Outages and bugs are not among them.
+UNSTORABLE = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg.ProgramLimitExceededError,
+              asyncpg.RaiseError, ValueError, TypeError, RecursionError)
+
+
 async def record(*, db: Database, target: Target, result: ProbeResult, drift_policy: DriftPolicy,
                  requested_by: UUID | None = None) -> asyncpg.Record:
-    """Store a probe and apply it to the registration's attestation (drift included), in one statement."""
+    """Store a probe and apply it to the registration's attestation (drift included), in one statement.
+
+    A probe the database refuses is stored as what it is, a failed probe (`refused`, naming the
+    refusal, nothing the endpoint sent), so the latest probe never silently stays an older one.
+    """
+    try:
+        return await _record(db, target, result.clipped(), drift_policy, requested_by)
+    except UNSTORABLE as refusal:
+        logger.warning("probe of %s could not be stored (%s); recorded as refused", target.registration_id,
+                       type(refusal).__name__)
+        failed = result.failed("refused", f"the registry could not store the endpoint's answer "
+                                          f"({type(refusal).__name__})")
+        return await _record(db, target, failed, drift_policy, requested_by)
+
+
+async def _record(db: Database, target: Target, result: ProbeResult, drift_policy: DriftPolicy,
+                  requested_by: UUID | None) -> asyncpg.Record:
     row = await db.fetchrow(
         _RECORD, target.registration_id, target.revision, target.trigger, requested_by, result.checked_at,
         result.outcome, result.duration_ms, result.protocol_version, result.server_info, result.instructions,
         result.tools, result.prompts, result.resources, result.tools_hash,
         [finding.as_json() for finding in result.findings], result.error, result.auth, drift_policy,
-        WITHDRAWN_MESSAGE)
+        WITHDRAWN_MESSAGE, result.findings_omitted)
     assert row is not None
     return row
+
+
+async def defer(*, db: Database, registration_id: UUID, seconds: float) -> None:
+    """End the lease of a target whose probe could not be recorded, and push its next check back."""
+    await db.fetchval(_DEFER, registration_id, seconds)
+
+
+async def prune(*, db: Database, history: int, batch: int) -> tuple[int, int]:
+    """Delete old probes of up to `batch` registrations probed since their last pruning; returns
+    (registrations pruned, probes deleted). Kept: the newest `history`, the baseline's, the latest
+    `ok` probe of the published revision, and every probe the audit trail names."""
+    row = await db.fetchrow(_PRUNE, history, batch)
+    assert row is not None
+    return int(row["registrations"]), int(row["probes"])
 
 
 async def claim(*, db: Database, round_started: datetime, batch: int, lease_seconds: float) -> list[Target]:
@@ -181,9 +288,21 @@ async def claim(*, db: Database, round_started: datetime, batch: int, lease_seco
 
 
 async def page(*, db: Database, actor: Actor, registration_id: UUID, limit: int, offset: int,
-               ) -> list[asyncpg.Record]:
-    rows = await db.fetch(_PROBES, registration_id, actor.is_admin, actor.user_id, limit, offset)
+               summaries: bool = False) -> list[asyncpg.Record]:
+    """One page of the registration's probes, newest first: whole, or as summaries."""
+    rows = await db.fetch(_SUMMARIES if summaries else _PROBES, registration_id, actor.is_admin, actor.user_id,
+                          limit, offset)
     if not rows:
         raise NotFound("Registration not found.")
     _check_reader(actor, rows[0]["public"], rows[0]["submitter_id"])
     return [row for row in rows if row["probe_id"] is not None]
+
+
+async def one(*, db: Database, actor: Actor, registration_id: UUID, probe_id: UUID) -> asyncpg.Record:
+    row = await db.fetchrow(_PROBE, registration_id, actor.is_admin, actor.user_id, probe_id)
+    if row is None:
+        raise NotFound("Registration not found.")
+    _check_reader(actor, row["public"], row["submitter_id"])
+    if row["probe_id"] is None:
+        raise NotFound("This registration has no probe with this id.")
+    return row

@@ -52,13 +52,22 @@ async def publish(*, db: Database, actor: Actor, registration_id: UUID, revision
     return row
 
 
-# $1 id, $2 caller, $3 publication, $4 message.
+# $1 id, $2 caller, $3 publication, $4 message. While a drift withdrawal of the published revision
+# stands (DRIFT_POLICY=withdraw deprecated it), making it active again is accepting the drift, which
+# takes another administrator and names the probe reviewed: only `…/attestation/accept` does that.
+# The attestation row is locked after the registration (the order every drift statement takes), so
+# a withdrawal recorded while this statement waited is seen.
 _PUBLICATION = f"""
 WITH target AS (
-    SELECT registration_id FROM registrations WHERE registration_id = $1 AND deleted_at IS NULL FOR UPDATE
+    SELECT registration_id, published_revision FROM registrations
+    WHERE registration_id = $1 AND deleted_at IS NULL FOR UPDATE
+), withdrawal AS (
+    SELECT a.registration_id FROM attestations AS a JOIN target AS t USING (registration_id)
+    WHERE a.drift_withdrawn AND a.baseline_revision = t.published_revision FOR UPDATE OF a
 ), updated AS (
     UPDATE registrations AS r SET publication = $3, publication_message = $4, published_updated_at = now()
     FROM target AS t WHERE r.registration_id = t.registration_id AND r.published_revision IS NOT NULL
+      AND ($3 = 'deprecated' OR NOT EXISTS (SELECT 1 FROM withdrawal))
     RETURNING {columns.latest()}
 ), audit AS (
     INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, revision, metadata)
@@ -67,8 +76,13 @@ WITH target AS (
            CASE WHEN $4::text IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object('message', $4::text) END
     FROM updated
 )
-SELECT updated.* FROM target LEFT JOIN updated ON true
+SELECT t.published_revision IS NOT NULL AS published, EXISTS (SELECT 1 FROM withdrawal) AS withdrawn, updated.*
+FROM target AS t LEFT JOIN updated ON true
 """
+
+WITHDRAWN = ("The registry withdrew this server because its tools drifted from what was approved; it becomes active "
+             "again only when another administrator accepts the drift (POST …/attestation/accept naming the probe "
+             "reviewed).")
 
 
 async def set_publication(*, db: Database, actor: Actor, registration_id: UUID,
@@ -77,5 +91,7 @@ async def set_publication(*, db: Database, actor: Actor, registration_id: UUID,
     if row is None:
         raise NotFound(NOT_FOUND)
     if row["registration_id"] is None:
+        if row["published"] and row["withdrawn"]:
+            raise Conflict(WITHDRAWN)
         raise Conflict("Nothing of this registration is published yet; approve a revision first.")
     return row

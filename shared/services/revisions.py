@@ -52,14 +52,14 @@ _NEXT = ", ".join(f"CASE WHEN ${7 + 2 * index} THEN ${8 + 2 * index} ELSE t.{fie
 
 # $1 id, $2 admin, $3 caller, $4 If-Match revision, $5 pending cap, $6 self-approval allowed,
 # $7..$22 (given, value) per content field, $23 the namespaces a new URL allows (the stored name
-# must be in one), $24 the domain a new name names (the stored URL's host must be it or under it).
+# must be in one), $24 the pattern a new name's namespace gives (the stored URL's host must match it).
 _UPDATE = f"""
 WITH target AS (
     SELECT * FROM registrations WHERE registration_id = $1 AND deleted_at IS NULL FOR UPDATE
 ), checked AS (
     SELECT t.*, ($2 OR t.submitter_id = $3) AS may_edit, ($4::integer IS NULL OR $4 = t.revision) AS current,
         ($23::text[] IS NULL OR lower(split_part(t.server_name, '/', 1)) = ANY($23::text[]))
-        AND ($24::text IS NULL OR {_STORED_HOST} = $24 OR right({_STORED_HOST}, length($24) + 1) = '.' || $24)
+        AND ($24::text IS NULL OR {_STORED_HOST} ~ $24)
             AS namespace_ok,
         ($2 AND $6 AND t.status = 'Approved') AS self_approved
     FROM target AS t
@@ -117,7 +117,7 @@ class Namespacing:
     """What an edit's statement must check of the namespace rule, where one side is stored."""
 
     allowed: list[str] | None = None
-    domain: str | None = None
+    host_pattern: str | None = None
 
 
 def _namespacing(actor: Actor, data: RegistrationUpdate) -> Namespacing:
@@ -130,10 +130,7 @@ def _namespacing(actor: Actor, data: RegistrationUpdate) -> Namespacing:
     if data.endpoint_url is not None:
         return Namespacing(allowed=namespaces.namespaces_for(data.endpoint_url))
     assert data.server_name is not None
-    domain = namespaces.namespace_domain(data.server_name)
-    if domain is None:
-        raise namespaces.refusal(data.server_name, None)
-    return Namespacing(domain=domain)
+    return Namespacing(host_pattern=namespaces.host_pattern(data.server_name))
 
 
 async def update(*, db: Database, actor: Actor, registration_id: UUID, data: RegistrationUpdate,
@@ -145,7 +142,7 @@ async def update(*, db: Database, actor: Actor, registration_id: UUID, data: Reg
     try:
         row = await db.fetchrow(
             _UPDATE, registration_id, actor.is_admin, actor.user_id, if_match, review.max_pending_per_user,
-            review.allow_self_approval, *values, namespacing.allowed, namespacing.domain,
+            review.allow_self_approval, *values, namespacing.allowed, namespacing.host_pattern,
         )
     except asyncpg.UniqueViolationError as error:
         raise columns.conflict(error) from None
@@ -165,16 +162,36 @@ async def update(*, db: Database, actor: Actor, registration_id: UUID, data: Reg
 
 
 # $1 id, $2 caller, $3 decision, $4 reason, $5 the revision named, $6 self-approval allowed.
+# `own_edit`: the caller submitted a revision since the published one (or any, while none is), so
+# what they wrote rides along in the latest; `swapped`: the revision before the latest was replaced
+# by an edit before anyone decided it (or is being replaced: a statement that waited for the lock
+# may still see it Pending), so a reviewer who named no revision may have seen that older one.
 _DECIDE = f"""
 WITH target AS (
-    SELECT registration_id, revision, status FROM registrations
+    SELECT registration_id, revision, status, published_revision FROM registrations
     WHERE registration_id = $1 AND deleted_at IS NULL
     FOR UPDATE
+), checked AS (
+    SELECT t.*,
+        EXISTS (SELECT 1 FROM registration_revisions AS v
+                WHERE v.registration_id = t.registration_id AND v.revision > coalesce(t.published_revision, 0)
+                  AND v.submitted_by = $2) AS own_edit,
+        EXISTS (SELECT 1 FROM registration_revisions AS v
+                WHERE v.registration_id = t.registration_id AND v.revision = t.revision - 1
+                  AND v.status IN ('Superseded', 'Pending')) AS swapped,
+        -- The surface the reviewer saw, when they name it: the latest ok probe of the revision must
+        -- still have it, or a re-probe between review and decision would become the baseline.
+        $7::text IS NOT NULL AND $7 IS DISTINCT FROM (
+            SELECT p.tools_hash FROM probes AS p
+            WHERE p.registration_id = t.registration_id AND p.revision = t.revision AND p.outcome = 'ok'
+            ORDER BY p.checked_at DESC, p.probe_id DESC LIMIT 1) AS surface_changed
+    FROM target AS t
 ), decided AS (
     UPDATE registration_revisions AS v SET status = $3, decided_by = $2, decided_at = now(), reason = $4
-    FROM target AS t
+    FROM checked AS t
     WHERE v.registration_id = t.registration_id AND v.revision = t.revision AND v.status = 'Pending'
-      AND t.status = 'Pending' AND ($5::integer IS NULL OR $5 = t.revision) AND ($6 OR v.submitted_by <> $2)
+      AND t.status = 'Pending' AND ($5::integer IS NULL OR $5 = t.revision) AND ($6 OR NOT t.own_edit)
+      AND ($5::integer IS NOT NULL OR NOT t.swapped) AND NOT t.surface_changed
     RETURNING v.*
 ), updated AS (
     UPDATE registrations AS r SET status = v.status, approver_id = v.decided_by, approved_at = v.decided_at,
@@ -193,13 +210,19 @@ WITH target AS (
            || CASE WHEN $4::text IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object('reason', $4::text) END
     FROM decided
 )
-SELECT t.revision AS found_revision, t.status AS found_status,
-       (SELECT submitted_by FROM registration_revisions AS v
-        WHERE v.registration_id = t.registration_id AND v.revision = t.revision) AS found_submitter,
-       changed.*
-FROM target AS t
+SELECT t.revision AS found_revision, t.status AS found_status, t.own_edit, t.swapped, t.surface_changed, changed.*
+FROM checked AS t
 LEFT JOIN (SELECT * FROM updated UNION ALL SELECT * FROM published) AS changed ON true
 """
+
+NAME_THE_REVISION = 'Name the revision you reviewed: send If-Match: "<revision>" or "revision" in the body.'
+SWAPPED = ("An edit replaced the pending revision since the last decision, so the one you reviewed may not be the "
+           'latest: send the ETag you reviewed as If-Match (If-Match: "<revision>"), or its number as "revision" '
+           "in the body.")
+SURFACE_CHANGED = ("The revision's latest ok probe no longer has the tools_hash named: the server answered "
+                   "differently since you reviewed it; review its latest probe and decide again.")
+OWN_EDIT = ("An administrator may not decide a revision they submitted, nor one that carries their own edit (a "
+            "revision they submitted since the published one); ask another administrator.")
 
 
 def named_revision(change: StatusChange, if_match: int | None, review: ReviewSettings) -> int | None:
@@ -208,8 +231,7 @@ def named_revision(change: StatusChange, if_match: int | None, review: ReviewSet
         raise PreconditionFailed("If-Match and the body's revision name different revisions.")
     named = if_match if if_match is not None else change.revision
     if named is None and review.require_match:
-        raise PreconditionRequired(
-            'Name the revision you reviewed: send If-Match: "<revision>" or "revision" in the body.')
+        raise PreconditionRequired(NAME_THE_REVISION)
     return named
 
 
@@ -218,7 +240,7 @@ async def decide(*, db: Database, actor: Actor, registration_id: UUID, change: S
     named = named_revision(change, if_match, review)
     try:
         row = await db.fetchrow(_DECIDE, registration_id, actor.user_id, change.status, change.reason, named,
-                                review.allow_self_approval)
+                                review.allow_self_approval, change.tools_hash)
     except asyncpg.UniqueViolationError as error:
         raise columns.conflict(error) from None
     if row is None:
@@ -227,8 +249,13 @@ async def decide(*, db: Database, actor: Actor, registration_id: UUID, change: S
         return row
     if named is not None and named != row["found_revision"]:
         raise PreconditionFailed(STALE)
-    if row["found_status"] == "Pending" and row["found_submitter"] == actor.user_id and not review.allow_self_approval:
-        raise Forbidden("An administrator may not decide a revision they submitted; ask another administrator.")
+    if row["found_status"] == "Pending":
+        if row["own_edit"] and not review.allow_self_approval:
+            raise Forbidden(OWN_EDIT)
+        if named is None and row["swapped"]:
+            raise PreconditionRequired(SWAPPED)
+        if row["surface_changed"]:
+            raise PreconditionFailed(SURFACE_CHANGED)
     raise Conflict("Only a Pending registration can be approved or rejected; this one was already decided.")
 
 

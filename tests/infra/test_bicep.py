@@ -21,33 +21,35 @@ INFRA = Path(__file__).resolve().parents[2] / "infra"
 BICEP_FILES = sorted(path.relative_to(INFRA).as_posix() for path in INFRA.rglob("*.bicep"))
 POSTGRES_API_VERSION = "2025-08-01"
 
-# Every setting shared/config.py reads in Azure, plus the host's identity-based storage.
-APP_SETTINGS = {
+# What the Functions host and the telemetry distro read, besides the settings of shared/config.py
+# (which the tests below derive from the code itself).
+PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
-    "AZURE_CLIENT_ID",
-    "DATABASE_URL",
-    "DB_AUTH",
-    "DB_POOL_MIN_SIZE",
-    "DB_POOL_MAX_SIZE",
-    "DB_PGBOUNCER",
-    "ENTRA_TENANT_ID",
-    "ENTRA_API_CLIENT_ID",
-    "ENTRA_AUTHORITY",
-    "ENTRA_ADMIN_GROUP_ID",
-    "ENTRA_ADMIN_ROLE",
-    "ENTRA_REQUIRED_SCOPE",
-    "ENTRA_ALLOW_GUESTS",
-    "CORS_ORIGINS",
-    "LOG_LEVEL",
-    "REGISTRY_FEED_AUTH",
-    "PROBE_SCHEDULE",
-    "DRIFT_POLICY",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
     "OTEL_LOGS_EXPORTER",
+    # azure-identity picks the managed identity by it (shared/config.py reads it only to explain a
+    # missing ENTRA_API_CLIENT_ID).
+    "AZURE_CLIENT_ID",
+}
+# Settings the app reads that are deliberately never deployed, with the reason. None today: every
+# setting of shared/config.py is a parameter of main.bicep.
+LOCAL_ONLY: dict[str, str] = {}
+# Settings the Bicep deploys with a value other than the app's default, and why.
+DEPLOYED_DIFFERENTLY = {
+    "DATABASE_URL": "required: the server the template creates, as the app's identity",
+    "DB_AUTH": "Azure signs in with the managed identity's Entra token",
+    "DB_POOL_MAX_SIZE": "derived from httpPerInstanceConcurrency and the connection budget",
+    "ENTRA_TENANT_ID": "required: the tenant of the deployment",
+    "ENTRA_API_CLIENT_ID": "required: the API's app registration",
+    "ENTRA_REQUIRED_SCOPE": "the scope infra/README.md step 2.1 creates, access_as_user",
+    "AZURE_CLIENT_ID": "the user-assigned identity, for azure-identity",
+    "REVIEW_REQUIRE_MATCH": "API.md: the Bicep deploys REVIEW_REQUIRE_MATCH=true",
+    "PROBE_ENABLED": "API.md, Attestation: on in Azure, off locally",
+    "PROBE_SCHEDULE": "a valid schedule is always deployed (azure-functions-host #10346)",
 }
 
 # Maximum user connections from the Azure documentation ("Limits in Azure Database for
@@ -55,7 +57,7 @@ APP_SETTINGS = {
 # main.bicep's own table, by vCores: Burstable, General Purpose (4 GiB a vCore) and Memory
 # Optimized (8 GiB a vCore) sizes.
 USER_CONNECTIONS = (
-    {"Standard_B2s": 414, "Standard_B2ms": 844, "Standard_B4ms": 1703, "Standard_B8ms": 3422}
+    {"Standard_B1ms": 35, "Standard_B2s": 414, "Standard_B2ms": 844, "Standard_B4ms": 1703, "Standard_B8ms": 3422}
     | {f"Standard_B{cores}ms": 4985 for cores in (12, 16, 20)}
     | {"Standard_D2ds_v5": 844, "Standard_D4ds_v5": 1703, "Standard_D8ds_v5": 3422}
     | {f"Standard_D{cores}ds_v5": 4985 for cores in (16, 32, 48, 64, 96)}
@@ -64,8 +66,11 @@ USER_CONNECTIONS = (
 )
 TIERS = {"B": "Burstable", "D": "GeneralPurpose", "E": "MemoryOptimized"}
 GENERAL_PURPOSE = {"postgresSkuName": "Standard_D2ds_v5"}
-# Flex Consumption's lowest maximumInstanceCount (Microsoft Learn, "Flex Consumption plan").
-FLEX_MINIMUM_INSTANCES = 40
+# Flex Consumption's lowest maximumInstanceCount (Microsoft Learn, "Azure Functions Flex
+# Consumption plan hosting", considerations: "The lowest maximum scale is currently 1").
+FLEX_MINIMUM_INSTANCES = 1
+# The probe timer's scale group: a timer runs on one instance at a time.
+TIMER_INSTANCES = 1
 # What main.bicep keeps free for a migration run, the grant script and an operator.
 RESERVED = 10
 
@@ -113,7 +118,7 @@ class Evaluator:
     """Evaluates the handful of Bicep expressions main.bicep uses for the connection budget."""
 
     def __init__(self, relative: str, parameters: Mapping[str, Any]) -> None:
-        self._template = template(relative)
+        self._template = {"variables": {}} | template(relative)
         self._parameters = dict(parameters)
 
     def name(self, name: str) -> Any:
@@ -149,6 +154,8 @@ class Evaluator:
             return self.eval(operands[branch])
         if kind == "not":
             return not self.eval(operands["bool_value"])
+        if kind == "property_accessor":
+            return f"{operands['operand_1']}.{self._path(operands['operand_2'])}"
         left, right = self.eval(operands["operand_1"]), self.eval(operands["operand_2"])
         match kind:
             case "and":
@@ -163,11 +170,22 @@ class Evaluator:
                 return left > right
             case "substract":  # pycep's spelling
                 return left - right
+            case "add":
+                return left + right
+            case "multiply":
+                return left * right
+
             case "divide":
                 return left // right  # integer division, as ARM does for ints
             case "index_accessor":
                 return left[right]
         raise NotImplementedError(f"operator {kind}")
+
+    def _path(self, node: Any) -> str:
+        if isinstance(node, dict) and "operator" in node:
+            operands = node["operator"]["operands"]
+            return f"{operands['operand_1']}.{self._path(operands['operand_2'])}"
+        return str(node)
 
     @staticmethod
     def _function(kind: str, arguments: list[Any]) -> Any:
@@ -182,6 +200,10 @@ class Evaluator:
                 return str(arguments[0]).startswith(str(arguments[1]))
             case "trim":
                 return str(arguments[0]).strip()
+            case "join":
+                return str(arguments[1]).join(arguments[0])
+            case "empty":
+                return not arguments[0]
             case "string":
                 return str(arguments[0]).lower() if isinstance(arguments[0], bool) else str(arguments[0])
         raise NotImplementedError(f"function {kind}")
@@ -200,7 +222,9 @@ def test_infra_has_main_and_modules() -> None:
         "modules/functionapp.bicep",
         "modules/identity.bicep",
         "modules/monitoring.bicep",
+        "modules/network.bicep",
         "modules/postgres.bicep",
+        "modules/privateendpoint.bicep",
         "modules/rbac.bicep",
         "modules/storage.bicep",
     ]
@@ -225,7 +249,7 @@ def test_main_passes_every_module_exactly_its_parameters() -> None:
     for symbol, module in template("main.bicep")["modules"].items():
         declared = template(module["detail"]["path"])["parameters"]
         required = {name for name, parameter in declared.items() if "default" not in parameter}
-        passed = set(module["config"]["params"])
+        passed = set(unwrap(module["config"])["params"])
         assert passed <= set(declared), f"module {symbol} is passed unknown parameters {passed - set(declared)}"
         assert required <= passed, f"module {symbol} misses required parameters {required - passed}"
 
@@ -297,24 +321,101 @@ def test_function_app_is_https_only_with_tls_12_and_ftp_off() -> None:
     assert default("main.bicep", "scmBasicAuthEnabled") is False
 
 
-def test_platform_cors_comes_from_the_cors_origins_parameter() -> None:
+def test_no_platform_cors_on_flex_consumption() -> None:
+    # The app answers CORS itself (infra/README.md, "CORS"); Flex listed platform CORS as unsupported.
     site = only("modules/functionapp.bicep", "Microsoft.Web/sites")
-    assert site["properties"]["siteConfig"]["cors"] == {"allowedOrigins": "corsOrigins", "supportCredentials": False}
-    assert template("main.bicep")["modules"]["functionApp"]["config"]["params"]["corsOrigins"] == "corsOrigins"
+    assert "cors" not in site["properties"]["siteConfig"]
+    assert "corsOrigins" not in template("modules/functionapp.bicep")["parameters"]
     assert default("main.bicep", "corsOrigins") == []
+    web = template("main.bicep")["variables"]["webSettings"]["value"]
+    assert budget().eval(web["CORS_ORIGINS"]) == ""
+    assert budget(corsOrigins=["https://a.example", "https://b.example"]).eval(web["CORS_ORIGINS"]) == (
+        "https://a.example,https://b.example")
 
 
-def test_app_settings_are_one_union_of_every_setting_the_app_reads() -> None:
+class Recording(dict[str, str]):
+    """An environment that notes every name the settings ask for."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.asked.add(key)
+        return super().__contains__(key)
+
+
+REQUIRED = {"DATABASE_URL": "postgresql://app@db.example.com:5432/registry",
+            "ENTRA_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "ENTRA_API_CLIENT_ID": "6c1f3c2e-3b7a-4a8e-9d43-0f6f1d6a2b10"}
+
+
+def load_settings(environment: Mapping[str, str]) -> tuple[Any, Any]:
+    from shared.config import ProbeSettings, Settings
+
+    return Settings.from_env(environment), ProbeSettings.from_env(environment)
+
+
+def settings_the_app_reads() -> set[str]:
+    """Every name shared/config.py asks the environment for when the app's settings are loaded."""
+    environment = Recording(REQUIRED)
+    load_settings(environment)
+    return environment.asked
+
+
+def deployed_settings(**parameters: Any) -> dict[str, Any]:
     variables = template("main.bicep")["variables"]
     union = variables["appSettings"]["value"]["function"]
     assert union["type"] == "union"
-    names: list[str] = []
+    evaluator = budget(identityName="id-registry-x", entraAuthority="https://login.microsoftonline.com",
+                       entraTenantId=REQUIRED["ENTRA_TENANT_ID"], entraApiClientId=REQUIRED["ENTRA_API_CLIENT_ID"],
+                       **parameters)
+    settings: dict[str, Any] = {}
     for group in union["parameters"].values():
-        names.extend(variables[group]["value"])
-    assert sorted(names) == sorted(APP_SETTINGS)
+        for name, value in variables[group]["value"].items():
+            assert name not in settings, f"{name} is set twice"
+            settings[name] = evaluator.eval(value)
+    return settings
+
+
+def test_app_settings_are_one_union_of_every_setting_the_app_reads() -> None:
+    read = settings_the_app_reads()
+    assert {"DATABASE_URL", "REVIEW_REQUIRE_MATCH", "PROBE_ENABLED", "DB_ACQUIRE_TIMEOUT"} <= read
+    assert set(LOCAL_ONLY) <= read
+    assert set(deployed_settings()) == (read - set(LOCAL_ONLY)) | PLATFORM_SETTINGS
     assert template("main.bicep")["modules"]["functionApp"]["config"]["params"]["appSettings"] == "appSettings"
     settings = only("modules/functionapp.bicep", "Microsoft.Web/sites/config")
     assert (settings["name"], settings["properties"]) == ("appsettings", "appSettings")
+
+
+def test_every_deployed_setting_keeps_the_apps_default_unless_said_otherwise() -> None:
+    deployed = deployed_settings()
+    defaults = load_settings(REQUIRED)
+    for name in sorted(settings_the_app_reads() - set(DEPLOYED_DIFFERENTLY) - set(LOCAL_ONLY)):
+        assert load_settings(REQUIRED | {name: str(deployed[name])}) == defaults, name
+    # The documented differences hold, and the deployed set loads as a whole.
+    assert (deployed["REVIEW_REQUIRE_MATCH"], deployed["PROBE_ENABLED"]) == ("true", "true")
+    settings, probes = load_settings({name: str(value) for name, value in deployed.items()})
+    assert settings.review.require_match is True
+    assert (probes.enabled, probes.schedule) == (True, "0 */15 * * * *")
+    assert settings.database.pool_max_size == budget().name("dbPoolMaxSize")
+
+
+def test_probing_is_switched_by_its_own_parameter_and_the_schedule_is_never_empty() -> None:
+    parameters = template("main.bicep")["parameters"]
+    assert default("main.bicep", "probeEnabled") is True
+    assert decorators(parameters["probeSchedule"])["min_length"] >= len("* * * * *")
+    off = deployed_settings(probeEnabled=False)
+    assert (off["PROBE_ENABLED"], off["PROBE_SCHEDULE"]) == ("false", "0 */15 * * * *")
 
 
 def test_app_settings_sign_in_by_identity_without_secrets() -> None:
@@ -341,6 +442,16 @@ def test_storage_takes_no_shared_keys_and_no_anonymous_reads() -> None:
     assert properties["allowBlobPublicAccess"] is False
     assert properties["minimumTlsVersion"] == "TLS1_2"
     assert properties["supportsHttpsTrafficOnly"] is True
+
+
+@pytest.mark.parametrize("private", [False, True], ids=["public", "vnet"])
+def test_storage_public_access_is_off_with_the_private_network(private: bool) -> None:
+    properties = only("modules/storage.bicep", "Microsoft.Storage/storageAccounts")["properties"]
+    storage = Evaluator("modules/storage.bicep", {"privateNetwork": private})
+    assert storage.eval(properties["publicNetworkAccess"]) == ("Disabled" if private else "Enabled")
+    closed, open_ = {"defaultAction": "Deny", "bypass": "None"}, {"defaultAction": "Allow", "bypass": "AzureServices"}
+    assert storage.eval(properties["networkAcls"]) == (closed if private else open_)
+    assert template("main.bicep")["modules"]["storage"]["config"]["params"]["privateNetwork"] == "vnetEnabled"
 
 
 def test_application_insights_accepts_only_entra_ingestion() -> None:
@@ -380,8 +491,8 @@ def test_postgres_defaults_are_version_17_on_burstable_b2s() -> None:
 
 def test_every_allowed_size_has_its_documented_user_connections_and_its_tier() -> None:
     allowed = decorators(template("main.bicep")["parameters"]["postgresSkuName"])["allowed"]
-    # B1ms (35 user connections) cannot give 40 instances a connection each.
-    assert "Standard_B1ms" not in allowed
+    # B1ms (35 user connections) is allowed since Flex takes a maximum as low as 1.
+    assert "Standard_B1ms" in allowed
     assert sorted(allowed) == sorted(USER_CONNECTIONS)
     for sku in allowed:
         evaluator = budget(postgresSkuName=sku)
@@ -415,7 +526,11 @@ def test_postgres_enforces_tls_12_and_allows_the_extensions_the_migrations_use()
     values = {configuration["name"]: configuration["properties"]["value"] for configuration in configurations.values()}
     assert values["require_secure_transport"] == "ON"
     assert values["ssl_min_protocol_version"] == "TLSv1.2"
-    assert set(values["azure.extensions"].split(",")) == {"PG_TRGM", "PGCRYPTO"}
+    # pg_trgm only: every CREATE EXTENSION in the migrations, and nothing they do not use.
+    migrations = "".join(path.read_text(encoding="utf-8").lower()
+                         for path in (INFRA.parent / "sql" / "migrations").glob("*.sql"))
+    created = set(re.findall(r"create extension (?:if not exists )?(\w+)", migrations))
+    assert {name.upper() for name in created} == set(values["azure.extensions"].split(",")) == {"PG_TRGM"}
 
 
 def test_registry_database_is_created() -> None:
@@ -439,6 +554,11 @@ def test_firewall_admits_azure_services_and_an_optional_client_ip_only() -> None
         "operator": {"type": "not", "operands": {"bool_value": client_ip_empty}}
     }
     assert default("main.bicep", "clientIpAddress") == ""
+    # With the private network the app comes through the private endpoint: no 0.0.0.0 rule.
+    assert condition("modules/postgres.bicep", "allowAzureServices") == {
+        "operator": {"type": "not", "operands": {"bool_value": "privateNetwork"}}
+    }
+    assert template("main.bicep")["modules"]["postgres"]["config"]["params"]["privateNetwork"] == "vnetEnabled"
 
 
 def test_pgbouncer_settings_exist_only_when_pgbouncer_is_enabled() -> None:
@@ -455,38 +575,56 @@ def test_pgbouncer_settings_exist_only_when_pgbouncer_is_enabled() -> None:
 # --- connection budget --------------------------------------------------------------------------
 
 
-def test_flex_consumption_is_never_asked_for_fewer_than_40_instances() -> None:
+def test_instance_limits_follow_the_current_flex_documentation() -> None:
     for relative in ("main.bicep", "modules/functionapp.bicep"):
         limits = decorators(template(relative)["parameters"]["maximumInstanceCount"])
         assert (limits["min_value"], limits["max_value"]) == (FLEX_MINIMUM_INSTANCES, 1000), relative
-    assert default("main.bicep", "maximumInstanceCount") == FLEX_MINIMUM_INSTANCES
-    assert decorators(template("main.bicep")["parameters"]["databaseConnectionBudget"])["min_value"] == (
-        FLEX_MINIMUM_INSTANCES
-    )
+    assert default("main.bicep", "maximumInstanceCount") == 40
+    # At least one connection for one HTTP instance and the timer's.
+    assert decorators(template("main.bicep")["parameters"]["databaseConnectionBudget"])["min_value"] == 2
 
 
-def test_the_default_is_40_instances_of_8_connections_on_b2s() -> None:
+def test_http_concurrency_per_instance_is_set_and_bounds_the_pool() -> None:
+    assert default("main.bicep", "httpPerInstanceConcurrency") == 4
+    site = only("modules/functionapp.bicep", "Microsoft.Web/sites")
+    scale = site["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    assert scale["triggers"] == {"http": {"perInstanceConcurrency": "httpPerInstanceConcurrency"}}
+    params = template("main.bicep")["modules"]["functionApp"]["config"]["params"]
+    assert params["httpPerInstanceConcurrency"] == "httpPerInstanceConcurrency"
+    assert params["httpAlwaysReadyInstanceCount"] == "effectiveAlwaysReady"
+    always_ready = Evaluator("modules/functionapp.bicep", {"httpAlwaysReadyInstanceCount": 2})
+    assert always_ready.eval(scale["alwaysReady"]) == [{"name": "http", "instanceCount": 2}]
+    assert Evaluator("modules/functionapp.bicep", {"httpAlwaysReadyInstanceCount": 0}).eval(scale["alwaysReady"]) == []
+
+
+def test_the_default_is_40_http_instances_and_the_timer_with_pools_of_4_on_b2s() -> None:
     evaluator = budget()
-    assert (evaluator.name("effectiveMaximumInstanceCount"), evaluator.name("dbPoolMaxSize")) == (40, 8)
+    assert (evaluator.name("effectiveMaximumInstanceCount"), evaluator.name("dbPoolMaxSize")) == (40, 4)
     assert evaluator.output("NOTES") == ""
-    # 320 of 414: 94 left for migrations, an operator and a burst beyond the cap.
-    assert USER_CONNECTIONS["Standard_B2s"] - 40 * 8 == 94
+    # (40 HTTP + 1 timer) x 4 = 164 of 414: the rest for migrations, an operator and a burst.
+    assert evaluator.output("APP_CONNECTIONS") == (40 + TIMER_INSTANCES) * 4 == 164
 
 
 @pytest.mark.parametrize(
     ("parameters", "instances", "pool_max"),
     [
-        ({}, 40, 8),
+        ({}, 40, 4),
         ({"maximumInstanceCount": 100}, 100, 3),
-        ({"maximumInstanceCount": 1000}, 320, 1),
-        ({"databaseConnectionBudget": 40}, 40, 1),
-        ({"databaseConnectionBudget": 500}, 40, 10),
-        (GENERAL_PURPOSE | {"databaseConnectionBudget": 800}, 40, 20),
-        (GENERAL_PURPOSE | {"databaseConnectionBudget": 5000, "maximumInstanceCount": 1000}, 834, 1),
-        ({"postgresSkuName": "Standard_E96ds_v5", "databaseConnectionBudget": 4000}, 40, 100),
+        ({"maximumInstanceCount": 1000}, 319, 1),
+        ({"databaseConnectionBudget": 40}, 39, 1),
+        ({"databaseConnectionBudget": 500}, 40, 4),
+        ({"databaseConnectionBudget": 500, "httpPerInstanceConcurrency": 16}, 40, 9),
+        ({"httpAlwaysReadyInstanceCount": 5}, 40, 4),
+        ({"httpAlwaysReadyInstanceCount": 5, "httpPerInstanceConcurrency": 16}, 40, 6),
+        ({"postgresSkuName": "Standard_B1ms"}, 24, 1),
+        ({"maximumInstanceCount": 1, "httpPerInstanceConcurrency": 16}, 1, 16),
+        (GENERAL_PURPOSE | {"databaseConnectionBudget": 800, "httpPerInstanceConcurrency": 16}, 40, 16),
+        (GENERAL_PURPOSE | {"databaseConnectionBudget": 5000, "maximumInstanceCount": 1000}, 833, 1),
+        ({"postgresSkuName": "Standard_E96ds_v5", "databaseConnectionBudget": 4000,
+          "httpPerInstanceConcurrency": 1000}, 40, 97),
     ],
 )
-def test_pool_size_is_the_instance_share_of_the_budget(
+def test_pool_size_is_the_instance_share_of_the_budget_up_to_the_concurrency(
     parameters: dict[str, Any], instances: int, pool_max: int
 ) -> None:
     evaluator = budget(**parameters)
@@ -500,20 +638,27 @@ def test_pool_size_is_the_instance_share_of_the_budget(
 
 
 @pytest.mark.parametrize("sku", sorted(USER_CONNECTIONS))
-def test_every_allowed_size_fits_every_allowed_instance_count_with_room_to_spare(sku: str) -> None:
-    for requested_budget in (40, 41, 100, 320, 404, 414, 500, 844, 1703, 5000, 100_000):
-        for maximum_instances in (40, 41, 79, 100, 320, 999, 1000):
-            evaluator = budget(
-                postgresSkuName=sku, databaseConnectionBudget=requested_budget, maximumInstanceCount=maximum_instances
-            )
-            instances = evaluator.name("effectiveMaximumInstanceCount")
-            pool_max = evaluator.name("dbPoolMaxSize")
-            case = f"{sku}, budget {requested_budget}, {maximum_instances} instances"
-            assert FLEX_MINIMUM_INSTANCES <= instances <= maximum_instances, case
-            assert 1 <= pool_max <= 100, case
-            assert pool_max >= evaluator.name("dbPoolMinSize"), case
-            assert instances * pool_max <= min(requested_budget, USER_CONNECTIONS[sku] - RESERVED), case
-            assert USER_CONNECTIONS[sku] - instances * pool_max >= RESERVED, case
+def test_every_scale_group_and_always_ready_instance_fits_the_budget(sku: str) -> None:
+    for requested_budget in (2, 3, 40, 100, 320, 414, 844, 5000, 100_000):
+        for maximum_instances in (1, 2, 40, 100, 999, 1000):
+            for concurrency in (1, 4, 16, 1000):
+                for always_ready in (0, 1, 20, 100):
+                    evaluator = budget(postgresSkuName=sku, databaseConnectionBudget=requested_budget,
+                                       maximumInstanceCount=maximum_instances, httpPerInstanceConcurrency=concurrency,
+                                       httpAlwaysReadyInstanceCount=always_ready)
+                    instances = evaluator.name("effectiveMaximumInstanceCount")
+                    ready = evaluator.name("effectiveAlwaysReady")
+                    pool_max = evaluator.name("dbPoolMaxSize")
+                    case = f"{sku}, {requested_budget}, {maximum_instances}, {concurrency}, {always_ready}"
+                    assert 1 <= instances <= maximum_instances, case
+                    assert 0 <= ready <= always_ready, case
+                    assert 1 <= pool_max <= min(concurrency, 100), case
+                    assert pool_max >= evaluator.name("dbPoolMinSize"), case
+                    # HTTP instances, the timer's instance and the always-ready ones, each with a full pool.
+                    connections = (instances + TIMER_INSTANCES + ready) * pool_max
+                    assert connections == evaluator.output("APP_CONNECTIONS"), case
+                    assert connections <= min(requested_budget, USER_CONNECTIONS[sku] - RESERVED), case
+                    assert USER_CONNECTIONS[sku] - connections >= RESERVED, case
 
 
 @pytest.mark.parametrize(
@@ -527,14 +672,25 @@ def test_every_allowed_size_fits_every_allowed_instance_count_with_room_to_spare
         ),
         (
             {"maximumInstanceCount": 400},
-            "maximumInstanceCount was lowered to 320 so that every instance gets a connection.",
+            "maximumInstanceCount was lowered to 319 so that every instance gets a connection.",
         ),
         (
             {"databaseConnectionBudget": 1000, "maximumInstanceCount": 1000},
             "databaseConnectionBudget was lowered to 404, the user connections of Standard_B2s less 10 "
             "for migrations and operators. "
-            "maximumInstanceCount was lowered to 404 so that every instance gets a connection.",
+            "maximumInstanceCount was lowered to 403 so that every instance gets a connection.",
         ),
+        (
+            {"databaseConnectionBudget": 40, "httpAlwaysReadyInstanceCount": 50},
+            "httpAlwaysReadyInstanceCount was lowered to 38 so that every instance gets a connection. "
+            "maximumInstanceCount was lowered to 1 so that every instance gets a connection.",
+        ),
+        (
+            {"vnetEnabled": True, "allowedEndpointNetworks": ["10.40.2.0/24"]},
+            "allowedEndpointNetworks names the private-endpoint subnet or the whole virtual network: probes could "
+            "reach storage and PostgreSQL; list only the networks of MCP servers.",
+        ),
+        ({"vnetEnabled": False, "allowedEndpointNetworks": ["10.40.2.0/24"]}, ""),
     ],
 )
 def test_notes_report_what_the_budget_lowered(parameters: dict[str, Any], note: str) -> None:
@@ -664,7 +820,7 @@ def test_readme_walks_through_every_step() -> None:
         position = walkthrough.find(step, position)
         assert position != -1, f"{step!r} is missing, or comes before the step it follows"
     for topic in ("access_as_user", "Registry.Admin", "GroupMember.Read.All", "## Connection budget", "DB_PGBOUNCER",
-                  "the lowest maximum scale is currently 40", "concepts-limits", "#11790", "SQLSTATE 53300",
-                  "40 instances × 8 = 320 of 414"):
+                  "The lowest maximum scale is currently 1", "concepts-limits", "#11790", "SQLSTATE 53300",
+                  "(40 + 1) × 4 = 164 of 414", "perInstanceConcurrency", "## Private network", "## CORS"):
         assert topic in text
     assert "by construction" not in text
