@@ -17,13 +17,19 @@ module's `routes.operations`.
 Access rules: `anonymous`; `user` (a signed-in user, whose users row is created or refreshed);
 `admin` (a signed-in administrator, 403 otherwise); `feed` (anonymous unless
 `REGISTRY_FEED_AUTH=entra`, then a valid user token, without the users row).
+
+CORS is the app's own, never the platform's (infra/README.md, "CORS"): an operation declared with
+`cors` (the feed) answers every origin with `*` (`cors_edge`); every other operation answers only
+the origins listed in CORS_ORIGINS (`api_cors_edge`). The first operation declared on a route also
+takes its preflights (`OPTIONS`), answered before any sign-in: the Functions host routes a request
+to one function, so two triggers of one route may not both take OPTIONS.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from types import MappingProxyType
 from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast, overload
 from uuid import UUID
@@ -34,7 +40,7 @@ from pydantic import BaseModel
 
 from shared import texts
 from shared.auth import NOT_ADMIN, CurrentUser, authenticate, sign_in
-from shared.config import get_settings
+from shared.config import ConfigError, get_settings
 from shared.errors import Forbidden, NotFound
 from shared.http import FunctionEntry, empty_response, endpoint, guid_value, parse_body, parse_query
 from shared.services.registrations import Actor
@@ -50,6 +56,14 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
 }
 PREFLIGHT_MAX_AGE = "86400"
+# The request headers the API reads beyond the CORS-safelisted ones, and the answer headers a
+# frontend reads (Fetch standard: only the safelisted response headers are exposed without
+# `Access-Control-Expose-Headers`). No `Allow-Credentials`: tokens travel in `Authorization`.
+API_REQUEST_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match"
+API_EXPOSED_HEADERS = "ETag, Location, Retry-After, WWW-Authenticate"
+# Each route's methods in the order declared, filled as the route modules are imported: a preflight
+# names all of them, whichever of the route's functions the host chose (it chose the first).
+_ROUTE_METHODS: dict[str, list[str]] = {}
 _NONE: Mapping[Any, Any] = MappingProxyType({})
 _UNREAD = object()
 
@@ -211,6 +225,54 @@ def cors_edge(entry: FunctionEntry) -> FunctionEntry:
     return cors_entry
 
 
+def _listed_origin(req: func.HttpRequest) -> str | None:
+    """The request's `Origin` when CORS_ORIGINS lists it (exactly; `*` lists every origin)."""
+    origin = req.headers.get("Origin")
+    if not origin:
+        return None
+    try:
+        listed = get_settings().cors_origins
+    except ConfigError:
+        # The actual request answers 500 and logs why; a preflight stays a plain 204.
+        return None
+    return origin if origin in listed or "*" in listed else None
+
+
+def _vary_origin(headers: MutableMapping[str, str]) -> None:
+    vary = headers.get("Vary")
+    headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
+
+
+def api_cors_edge(entry: FunctionEntry, route: str) -> FunctionEntry:
+    """CORS for the listed origins on every answer of an API operation, and its route's OPTIONS: a
+    preflight (`Access-Control-Request-Method`) from a listed origin is 204 with what the API
+    allows; from any other origin 204 without CORS headers, so the browser refuses the call. Any
+    OPTIONS answers `Allow` (RFC 9110, section 9.3.7)."""
+
+    @functools.wraps(entry)
+    async def api_cors_entry(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        origin = _listed_origin(req)
+        if req.method.upper() == "OPTIONS":
+            methods = ", ".join(_ROUTE_METHODS[route])
+            response = empty_response(204, {"Allow": f"{methods}, OPTIONS"})
+            if origin is not None and "Access-Control-Request-Method" in req.headers:
+                response.headers["Access-Control-Allow-Methods"] = methods
+                response.headers["Access-Control-Allow-Headers"] = API_REQUEST_HEADERS
+                response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+        else:
+            response = await entry(req, context)
+            if origin is not None:
+                response.headers["Access-Control-Expose-Headers"] = API_EXPOSED_HEADERS
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+        # Whether CORS headers come depends on `Origin`, so a cache must key on it (Fetch standard,
+        # "CORS protocol and HTTP caches"), on answers without them too.
+        _vary_origin(response.headers)
+        return response
+
+    return api_cors_entry
+
+
 def _invoker(operation: Operation, handler: Handler) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
     """The access check, then the parsing the declaration promises, then the handler."""
     access, request, query = operation.access, operation.request, operation.query
@@ -231,17 +293,22 @@ def _invoker(operation: Operation, handler: Handler) -> Callable[[func.HttpReque
     return invoke
 
 
-def _documented(operation: Operation, shapes: tuple[Shape, ...]) -> list[Operation]:
+def _documented(operation: Operation, shapes: tuple[Shape, ...], takes_preflights: bool) -> list[Operation]:
     """The operations the document lists for one declaration: each shape (or the declaration itself),
-    then, where browsers may call it from any origin, the preflight of each."""
+    then, where its trigger takes the route's preflights, the preflight of each."""
     main = [operation._replace(path=shape.path, name=shape.name, summary=shape.summary, answers=shape.answers,
                     errors=shape.errors, description=shape.description) for shape in shapes] or [operation]
-    if not operation.cors:
+    if operation.cors:
+        preflight = Answer(204, "CORS preflight answered for any origin, without authentication.")
+    elif takes_preflights:
+        preflight = Answer(204, "CORS preflight, without authentication: answered with CORS headers for an origin "
+                                "listed in CORS_ORIGINS, without them for any other.")
+    else:
         return main
-    preflight = Answer(204, "CORS preflight answered for any origin, without authentication.")
+    # A preflight reads none of the operation's headers (If-Match and the like): none are documented.
     return [*main, *(item._replace(method="OPTIONS", summary="CORS preflight", access="anonymous",
                              answers=(preflight,), errors={}, request=None, request_example=None, query=None,
-                             description="", links={}) for item in main)]
+                             description="", links={}, request_headers=()) for item in main)]
 
 
 class Routes:
@@ -285,10 +352,14 @@ class Routes:
                 description=description, cors=cors, links=links, path_values=path_values,
                 request_headers=request_headers)
             entry = endpoint(_invoker(operation, handler))
-            methods = [method, "OPTIONS"] if cors else [method]
-            self.operations.extend(_documented(operation, shapes))
-            builder: FunctionBuilder = self.blueprint.route(route=route, methods=methods)(cors_edge(entry) if cors
-                                                                                          else entry)
+            # The feed's triggers each take their own preflights; of an API route's triggers, the first.
+            takes_preflights = cors or route not in _ROUTE_METHODS
+            if not cors:
+                _ROUTE_METHODS.setdefault(route, []).append(method)
+            methods = [method, "OPTIONS"] if takes_preflights else [method]
+            self.operations.extend(_documented(operation, shapes, takes_preflights))
+            builder: FunctionBuilder = self.blueprint.route(route=route, methods=methods)(
+                cors_edge(entry) if cors else api_cors_edge(entry, route))
             return builder
 
         return register

@@ -6,10 +6,9 @@ Core Tools (`func start`) stays the documented way to run the app where it is in
 host exists because Core Tools downloads a binary at install, which some machines cannot do.
 It serves the same triggers over real HTTP the way the Functions host does: the route prefix
 from host.json, each trigger's route and methods, route constraints (`{id:guid}`, `{n:int}`,
-`{s:alpha}`, optional `{x?}` and catch-all `{*rest}`), and platform CORS from CORS_ORIGINS.
-Settings come from the environment, then from `Values` in local.settings.json. It refuses to
-start when two routes can match the same request. Timer triggers run on their schedule
-(`tools/timers.py`).
+`{s:alpha}`, optional `{x?}` and catch-all `{*rest}`). Settings come from the environment, then
+from `Values` in local.settings.json. It refuses to start when two routes can match the same
+request. Timer triggers run on their schedule (`tools/timers.py`).
 
 Where Azure differs from what would be kind, it does what Azure does, so that tests see it:
 - the path is decoded once, `%2F` included, before routing (`split_path`);
@@ -18,7 +17,8 @@ Where Azure differs from what would be kind, it does what Azure does, so that te
   (`function_params`);
 - the body reaches the function only with a `Content-Length` above 0 (a chunked body is empty);
 - `{x:guid}` takes every format .NET's `Guid.TryParse` takes (`GUID`);
-- with platform CORS on, every preflight is answered before routing (`DevHost.handle`);
+- no platform CORS: every request, OPTIONS included, reaches the routing, and an OPTIONS to a
+  route whose trigger does not take it is a 404 from the host (`DevHost.handle`);
 - `Content-Type` carries a charset only for `text/*` answers (`_content_type`).
 """
 
@@ -237,10 +237,9 @@ def split_path(path: str) -> list[str]:
 
 
 class DevHost:
-    def __init__(self, app: func.FunctionApp, *, prefix: str, cors_origins: Iterable[str] = ()) -> None:
+    def __init__(self, app: func.FunctionApp, *, prefix: str) -> None:
         self.routes = collect_routes(app)
         self.prefix_parts = [part for part in prefix.split("/") if part]
-        self.cors_origins = frozenset(cors_origins)
 
     def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         parts = split_path(path)
@@ -256,21 +255,14 @@ class DevHost:
                     return route, values
         return None
 
-    def _allowed_origin(self, origin: str | None) -> str | None:
-        if origin is None or not self.cors_origins:
-            return None
-        if "*" in self.cors_origins:
-            return "*"
-        return origin if origin in self.cors_origins else None
-
     async def handle(self, request: web.Request) -> web.Response:
-        origin = self._allowed_origin(request.headers.get("Origin"))
-        # With CORS origins configured, App Service answers every preflight itself, before the
-        # Functions host routes it, so no function's OPTIONS handler runs; an origin not listed gets
-        # no CORS headers (Microsoft Learn, "Host a RESTful API with CORS in Azure App Service":
-        # App Service CORS takes precedence and your own CORS code has no effect).
-        if self.cors_origins and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return web.Response(status=204, headers=self._cors_headers(origin, request) if origin else None)
+        # Azure as deployed: no platform CORS (`siteConfig.cors` is left out), so nothing answers a
+        # preflight before the Functions host routes it, and the app answers CORS itself. Platform
+        # CORS would answer every preflight before routing, and the app's own CORS headers would have
+        # no effect (Microsoft Learn, "Host a RESTful API with CORS in Azure App Service"); on Flex
+        # Consumption it is not to be relied on (Microsoft Learn, "Azure Functions Flex Consumption
+        # plan hosting", the preview's limits; azure-functions-dotnet-worker #2524). infra/README.md,
+        # "CORS", has the detail.
         found = self.find(request.method, request.raw_path.split("?", 1)[0])
         if found is None:
             return web.Response(status=404)
@@ -298,24 +290,12 @@ class DevHost:
         # Like the worker, which ties every record a function logs to its invocation.
         with logs.invocation(context.invocation_id):
             response = await route.handler(**arguments)
-        return self._to_aiohttp(response, origin, request)
+        return self._to_aiohttp(response, request)
 
-    def _cors_headers(self, origin: str, request: web.Request) -> dict[str, str]:
-        return {
-            "Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Methods": request.headers.get("Access-Control-Request-Method", "GET"),
-            "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", ""),
-            "Access-Control-Max-Age": "3600",
-            "Vary": "Origin",
-        }
-
-    def _to_aiohttp(self, response: func.HttpResponse, origin: str | None, request: web.Request) -> web.Response:
+    def _to_aiohttp(self, response: func.HttpResponse, request: web.Request) -> web.Response:
         headers = {name: value for name, value in response.headers.items() if name.lower() != "content-length"}
         if response.mimetype and "content-type" not in {name.lower() for name in headers}:
             headers["Content-Type"] = _content_type(response)
-        if origin is not None:
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Vary"] = "Origin"
         body = response.get_body() if response.status_code not in (204, 304) else None
         if request.method == "HEAD":
             body = None
@@ -384,10 +364,10 @@ def serve(host: str, port: int) -> None:
     from shared.db import database
     from tools.timers import TimerRunner, collect_timers
 
-    settings = get_settings()
+    get_settings()  # a bad setting stops the start, before any request
     prefix = route_prefix()
     app = load_app()
-    dev_host = DevHost(app, prefix=prefix, cors_origins=settings.cors_origins)
+    dev_host = DevHost(app, prefix=prefix)
     timers = TimerRunner(collect_timers(indexed_functions(app)))
     print(describe(dev_host.routes, f"http://{host}:{port}", prefix), flush=True)
     application = build_application(dev_host, database.close)

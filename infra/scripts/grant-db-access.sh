@@ -15,8 +15,10 @@
 #
 # Usage:  infra/scripts/grant-db-access.sh <resource-group> [deployment-name]
 #
-# Needs: az (signed in as the PostgreSQL Entra administrator, or a member of that group), psql,
-# and a firewall rule for this machine (the clientIpAddress parameter).
+# Needs: az (signed in as the PostgreSQL Entra administrator, or a member of that group), psql
+# (16 or newer verifies against the system's roots as it is; an older one is given the system's
+# bundle file, or PGSSLROOTCERT names one), and a firewall rule for this machine (the
+# clientIpAddress parameter; migrate-azure.sh removes it when it is done).
 # Reads APP_IDENTITY_NAME and APP_IDENTITY_PRINCIPAL_ID like the database coordinates (see
 # deployment-outputs.sh).
 set -euo pipefail
@@ -30,8 +32,8 @@ principal_id="${APP_IDENTITY_PRINCIPAL_ID:-$(output APP_IDENTITY_PRINCIPAL_ID)}"
 
 # An Entra access token for Azure Database for PostgreSQL is the password; it lasts about an hour.
 PGPASSWORD="$(az account get-access-token --resource-type oss-rdbms --query accessToken --output tsv)"
-# TLS at least; PGSSLMODE=verify-full checks the server's certificate as well.
-PGSSLMODE="${PGSSLMODE:-require}"
+# verify-full against the system's roots (deployment-outputs.sh says why and how).
+psql_roots
 export PGPASSWORD PGHOST="$server" PGUSER="$admin" PGSSLMODE
 
 echo "Creating role \"$identity\" for object id $principal_id on $server (if missing) as $admin"
