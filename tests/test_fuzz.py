@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -156,7 +157,9 @@ def real_ids(client: httpx.Client, fuzz_user: Caller, fuzz_admin: Caller,
     for index, status in ((1, "Approved"), (2, "Rejected"), (4, "Approved")):
         decide(client, fuzz_admin, registrations[index], status)
     users = [client.post("/users", headers=caller.headers).json()["user_id"] for caller in (fuzz_user, other)]
-    return {"registration_id": registrations, "user_id": users, "revision": ["1", "2"]}
+    # Probing is off on this host, so no probe exists: a probe id is one nobody has (404 every time).
+    return {"registration_id": registrations, "user_id": users, "revision": ["1", "2"],
+            "probe_id": [str(uuid.uuid4())]}
 
 
 @pytest.mark.parametrize("label", sorted(
