@@ -132,7 +132,8 @@ class InProcessApp:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         return func.HttpRequest(
-            method=method or min(function.methods),
+            # A route's trigger takes its CORS preflight too: the default is the operation's own method.
+            method=method or min(function.methods - {"OPTIONS"}),
             url=f"{BASE_URL}/{path}",
             headers=headers,
             params=dict(params or {}),

@@ -33,6 +33,7 @@ from bench.common import CONCURRENCY, PROJECT_ROOT, Bench, Table, ms, percentile
 from bench.harness import InProcessApp, StatementLog, app_environment, configure, settle
 from bench.load_data import SMALL, person
 from shared.db import database
+from shared.services import registrations as registration_statements
 from shared.services import users
 from tools.devhost import InvocationContext
 
@@ -140,7 +141,9 @@ async def _setup(app: InProcessApp, bench: Bench) -> list[Case]:
 
     def raw_create(arguments: tuple[Any, ...]) -> tuple[Any, ...]:
         # Same statement, same argument shapes; only the unique fields differ, as they do per request.
-        url, derived, number = arguments[0], arguments[6], next(raw_numbers)
+        names = registration_statements._CREATE.names
+        url, derived = arguments[names.index("endpoint_url")], arguments[names.index("derived")]
+        number = next(raw_numbers)
         return tuple(f"https://raw-{number}.bench.example.com/mcp" if value == url
                      else f"{derived}-raw-{number}" if value == derived and value is not None else value
                      for value in arguments)

@@ -38,6 +38,7 @@ from shared.schemas.feed import FeedCursor, FeedQuery
 from shared.schemas.registrations import RegistrationQuery
 from shared.services import audit, feed, registrations, revisions
 from shared.services.registrations import Actor, list_filter
+from shared.sql import Statement
 
 COUNT_CAP = registrations.TOTAL_CAP
 WALK_ENTRIES = 10_000
@@ -111,11 +112,12 @@ async def _measure(log: StatementLog, case: Case, runs: int) -> Measured:
 
 async def _capped_count(actor: Actor, query: RegistrationQuery, own_only: bool, runs: int) -> list[float]:
     where, arguments = list_filter(query, own_only=own_only, is_admin=actor.is_admin)
-    statement = f"SELECT count(*) FROM (SELECT 1 FROM registrations AS r WHERE {where} LIMIT $1) AS capped"
+    statement = Statement(f"SELECT count(*) FROM (SELECT 1 FROM registrations AS r WHERE {where} LIMIT :cap) AS capped")
+    values = statement(cap=COUNT_CAP + 1, is_admin=actor.is_admin, user_id=actor.user_id, **arguments)
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
-        await database.fetchval(statement, COUNT_CAP + 1, actor.is_admin, actor.user_id, *arguments)
+        await database.fetchval(statement.sql, *values)
         samples.append(time.perf_counter() - started)
     return samples
 

@@ -1,9 +1,12 @@
 """Settings, read once from the environment and validated with messages that name the setting.
 
-Two groups: the database settings (enough for the migration tool) and everything the API
-needs on top of them. `get_settings()` builds both on first use and caches the result for
-the life of the worker process; `reset_settings()` exists for tools and tests that change
-the environment.
+One object, `Settings`, holds every setting the app reads, in groups: the database (enough for
+the migration tool on its own), Entra ID, endpoints, review and probes. `get_settings()` builds it
+on first use and caches it for the life of the worker process; `reset_settings()` exists for tools
+and tests that change the environment. The list of names the app reads is derived from this
+object alone (tests/settings_names.py), and README, local.settings.json.example and the Bicep are
+checked against it. Nothing else reads these names from the environment: validators get the
+endpoint settings passed in (`shared.schemas.urls.validation_context`).
 """
 
 from __future__ import annotations
@@ -134,7 +137,8 @@ class ReviewSettings:
     # A decision must name the revision it was made on (If-Match or a body `revision`).
     require_match: bool
     # An administrator may decide their own revisions, and their edit of an approved
-    # registration is approved and published at once.
+    # registration is approved and published at once. Decisions only: accepting a drift always
+    # takes another administrator (shared.policy, four eyes).
     allow_self_approval: bool
     # Registrations one submitter may have awaiting review at once.
     max_pending_per_user: int
@@ -165,6 +169,7 @@ class Settings:
     review: ReviewSettings
     # The feed's `_meta` key of the attestation: "<namespace>/attestation".
     meta_namespace: str
+    probes: ProbeSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -178,15 +183,17 @@ class Settings:
         if not _META_NAMESPACE.match(namespace) or len(namespace) > 200:
             raise ConfigError(f"REGISTRY_META_NAMESPACE must be a reverse-DNS name in lower case such as "
                               f"'com.contoso.registry', got {namespace!r}")
+        endpoints = EndpointSettings.from_env(env)
         return cls(
             database=DatabaseSettings.from_env(env),
             entra=EntraSettings.from_env(env),
             cors_origins=origins,
             log_level=read.choice("LOG_LEVEL", "INFO", _LOG_LEVELS),
             feed_auth="entra" if feed_auth == "entra" else "anonymous",
-            endpoints=EndpointSettings.from_env(env),
+            endpoints=endpoints,
             review=ReviewSettings.from_env(env),
             meta_namespace=namespace,
+            probes=ProbeSettings.from_env(env, endpoints=endpoints),
         )
 
 
@@ -197,14 +204,15 @@ def get_settings() -> Settings:
 
 @lru_cache(maxsize=1)
 def get_endpoint_settings() -> EndpointSettings:
-    """The endpoint rules alone, for validating a body without the rest of the settings (tools)."""
+    """The endpoint rules alone, for the namespace rule of shared/services/namespaces.py, which the
+    audit tool also runs without the rest of the settings. No validator reads it: they are given
+    the endpoint settings (`shared.schemas.urls.validation_context`)."""
     return EndpointSettings.from_env()
 
 
 def reset_settings() -> None:
     get_settings.cache_clear()
     get_endpoint_settings.cache_clear()
-    get_probe_settings.cache_clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +235,8 @@ class ProbeSettings:
     history: int = 50
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ProbeSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *,
+                 endpoints: EndpointSettings | None = None) -> ProbeSettings:
         read = Reader(os.environ if env is None else env)
         enabled = read.flag("PROBE_ENABLED")
         schedule = read.optional("PROBE_SCHEDULE")
@@ -241,11 +250,12 @@ class ProbeSettings:
                               "reads its schedule from it")
         policy = read.choice("DRIFT_POLICY", "flag", ("flag", "withdraw"))
         return cls(enabled=enabled, schedule=schedule, batch_size=read.integer("PROBE_BATCH_SIZE", 100, 1, 10_000),
-                   concurrency=read.integer("PROBE_CONCURRENCY", 16, 1, 256), endpoints=EndpointSettings.from_env(env),
+                   concurrency=read.integer("PROBE_CONCURRENCY", 16, 1, 256),
+                   endpoints=endpoints or EndpointSettings.from_env(env),
                    drift_policy="withdraw" if policy == "withdraw" else "flag",
                    history=read.integer("PROBE_HISTORY", 50, 1, 10_000))
 
 
-@lru_cache(maxsize=1)
 def get_probe_settings() -> ProbeSettings:
-    return ProbeSettings.from_env()
+    """The probe group of the one `Settings` object."""
+    return get_settings().probes

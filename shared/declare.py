@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from types import MappingProxyType
 from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast, overload
@@ -43,10 +44,13 @@ from shared.auth import NOT_ADMIN, CurrentUser, authenticate, sign_in
 from shared.config import ConfigError, get_settings
 from shared.errors import Forbidden, NotFound
 from shared.http import FunctionEntry, empty_response, endpoint, guid_value, parse_body, parse_query
+from shared.schemas.urls import validation_context
 from shared.services.registrations import Actor
 from shared.services.users import UserRow
 
 Access = Literal["anonymous", "user", "admin", "feed"]
+# One registration's route: the registrations, revisions and attestation modules declare under it.
+REGISTRATION_ROUTE = "registrations/{registration_id:guid}"
 Body = TypeVar("Body")
 Query = TypeVar("Query")
 
@@ -277,16 +281,19 @@ def _invoker(operation: Operation, handler: Handler) -> Callable[[func.HttpReque
     """The access check, then the parsing the declaration promises, then the handler."""
     access, request, query = operation.access, operation.request, operation.query
 
+    def body(req: func.HttpRequest) -> Any:
+        # The endpoint rules of the settings, for the validators of the body's endpoint URL.
+        return parse_body(req, request, validation_context(get_settings().endpoints)) if request else None
+
     async def invoke(req: func.HttpRequest) -> func.HttpResponse:
         if access == "user" or access == "admin":
             user, account, created = await sign_in(req)
             if access == "admin" and not user.is_admin:
                 raise Forbidden(NOT_ADMIN)
-            return await handler(SignedIn(req, parse_body(req, request) if request else None, user, account, created,
-                                          query_model=query))
+            return await handler(SignedIn(req, body(req), user, account, created, query_model=query))
         if access == "feed" and get_settings().feed_auth == "entra":
             await authenticate(req)
-        return await handler(Call(req, parse_body(req, request) if request else None, query_model=query))
+        return await handler(Call(req, body(req), query_model=query))
 
     invoke.__name__, invoke.__qualname__ = handler.__name__, handler.__qualname__
     invoke.__module__, invoke.__doc__ = handler.__module__, handler.__doc__
@@ -311,10 +318,39 @@ def _documented(operation: Operation, shapes: tuple[Shape, ...], takes_preflight
                              description="", links={}, request_headers=()) for item in main)]
 
 
+class MissingText(LookupError):
+    """A declaration names a shared text (shared/texts.py) that does not exist."""
+
+
+_GUID_PARAMETER = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):guid\}")
+
+
+def _missing_texts(operation: Operation, shapes: tuple[Shape, ...]) -> list[str]:
+    """What the OpenAPI document (and `Call.path_id`) would look up in shared/texts.py for this
+    declaration and not find: checked as it is declared, so that the module fails at import rather
+    than the first GET /openapi.json."""
+    answers = [*operation.answers, *(answer for shape in shapes for answer in shape.answers)]
+    headers = {name for answer in answers for name in answer.headers}
+    statuses = {*operation.errors, *(status for shape in shapes for status in shape.errors), *texts.SIGNED_IN, 500}
+    headers |= {name for status in statuses for name in texts.PROBLEM_HEADERS.get(status, ())}
+    if operation.cors:
+        headers.add("Access-Control-Allow-Origin")
+    missing = [f"response header {name!r} (texts.HEADERS)" for name in sorted(headers - set(texts.HEADERS))]
+    missing += [f"request header {name!r} (texts.REQUEST_HEADERS)"
+                for name in operation.request_headers if name not in texts.REQUEST_HEADERS]
+    missing += [f"problem status {status} (texts.PROBLEM_TITLES, texts.PROBLEM_EXAMPLES)" for status in sorted(statuses)
+                if status not in texts.PROBLEM_TITLES or status not in texts.PROBLEM_EXAMPLES]
+    missing += [f"route parameter {name!r} (texts.UNKNOWN_ID)"
+                for name in _GUID_PARAMETER.findall(operation.route) if name not in texts.UNKNOWN_ID]
+    return missing
+
+
 class Routes:
     """A Functions blueprint whose HTTP triggers are declared with `declare`, one tag for all."""
 
     def __init__(self, tag: str) -> None:
+        if tag not in {known["name"] for known in texts.TAGS}:
+            raise MissingText(f"the tag {tag!r} is not in texts.TAGS, which gives each tag its description and place")
         self.blueprint = func.Blueprint()
         self.tag = tag
         # What the document lists for the declarations so far, in their order.
@@ -351,6 +387,10 @@ class Routes:
                 answers=answers, errors=errors, request=request, request_example=request_example, query=query,
                 description=description, cors=cors, links=links, path_values=path_values,
                 request_headers=request_headers)
+            missing = _missing_texts(operation, shapes)
+            if missing:
+                raise MissingText(f"{handler.__module__}.{handler.__name__} ({method} {route}) names texts that "
+                                  f"shared/texts.py lacks: {'; '.join(missing)}")
             entry = endpoint(_invoker(operation, handler))
             # The feed's triggers each take their own preflights; of an API route's triggers, the first.
             takes_preflights = cors or route not in _ROUTE_METHODS

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import azure.functions as func
@@ -29,6 +29,9 @@ from shared.errors import (
     ValidationFailed,
 )
 
+if TYPE_CHECKING:
+    from shared.schemas.registrations import RegistrationPublic
+
 log = logging.getLogger(__name__)
 
 HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
@@ -41,6 +44,8 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # A revision number as the registration's ETag carries it ("3"); the quotes may be left out.
 _REVISION_TAG = re.compile(r'^("?)([1-9][0-9]{0,9})\1$')
 _MAX_REVISION = 2_147_483_647
+# One entity tag of a list (RFC 9110 section 8.8.3): `W/` when weak, then the quoted opaque tag.
+_ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
 
 Model = TypeVar("Model", bound=BaseModel)
 Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
@@ -140,10 +145,12 @@ def body_is_optional(model: type[BaseModel]) -> bool:
     return bool(getattr(model, "BODY_OPTIONAL", False))
 
 
-def parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
+def parse_body(req: func.HttpRequest, model: type[Model], context: Mapping[str, Any] | None = None) -> Model:
+    """The body as `model`, validated under `context` (what validators are given instead of reading
+    settings themselves, such as `shared.schemas.urls.validation_context`)."""
     data = {} if not req.get_body() and body_is_optional(model) else read_json_object(req)
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as error:
         raise validation_failed(error, "body") from None
 
@@ -167,6 +174,25 @@ def if_match_revision(req: func.HttpRequest) -> int | None:
     if match is None or int(match.group(2)) > _MAX_REVISION:
         raise PreconditionFailed('If-Match must name one revision as the ETag does, such as "3".')
     return int(match.group(2))
+
+
+def client_holds(req: func.HttpRequest, etag: str) -> bool:
+    """Whether `If-None-Match` says the client already holds the representation tagged `etag`, so
+    that a GET answers 304 (RFC 9110 section 13.1.2): the field is `*` (any current representation),
+    or lists a tag equal to `etag` under the weak comparison, which ignores `W/` on either side."""
+    raw = (req.headers.get("If-None-Match") or "").strip()
+    if not raw:
+        return False
+    if raw == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(tag == opaque for tag in _ENTITY_TAG.findall(raw))
+
+
+def registration_response(registration: RegistrationPublic, status: int = 200,
+                          headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    """A registration, with the revision it shows as its ETag (for `If-Match` on the next change)."""
+    return json_response(registration, status, {"ETag": f'"{registration.revision}"', **(headers or {})})
 
 
 def _internal_error(invocation_id: str) -> func.HttpResponse:

@@ -155,7 +155,7 @@ def _problem(status: int, description: str, schemas: _Schemas, cors: bool) -> di
         "description": description,
         "content": {PROBLEM_TYPE: {"schema": schemas.ref(Problem, "serialization"), "example": example}},
     }
-    names = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}.get(status, ())
+    names = texts.PROBLEM_HEADERS.get(status, ())
     headers = _headers(names, cors)
     if headers:
         response["headers"] = headers

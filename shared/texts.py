@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.http import MAX_BODY_BYTES
+from shared.policy import NOT_FOUND
 
 # Problem statuses: the generic meaning, used where an operation gives none of its own.
 PROBLEM_TITLES = {
@@ -18,7 +19,7 @@ PROBLEM_EXAMPLES = {
     400: "The request body is not valid JSON.",
     401: "Sign in: send an Authorization header with a Bearer access token.",
     403: "Administrator role required.",
-    404: "Registration not found.",
+    404: NOT_FOUND,
     409: "A registration with this endpoint_url already exists.",
     412: "The registration has a newer revision than the one named; reload it and try again.",
     413: f"The request body must not exceed {MAX_BODY_BYTES} bytes.",
@@ -30,6 +31,9 @@ PROBLEM_EXAMPLES = {
     500: "An unexpected error occurred. It was logged with invocation id 7f1c….",
     503: "The database is unavailable. Try again shortly.",
 }
+# The headers every problem answer of a status carries, by their `HEADERS` entry.
+PROBLEM_HEADERS: dict[int, tuple[str, ...]] = {401: ("WWW-Authenticate",), 429: ("Retry-After",),
+                                               503: ("Retry-After",)}
 VALIDATION_ERRORS = [{"loc": ["body", "endpoint_url"], "type": "value_error",
                        "msg": "Value error, must be an absolute http or https URL"}]
 
@@ -60,7 +64,8 @@ NOT_SUBMITTER = "The registration is `Approved` but the caller is neither its su
 VISIBLE_403 = "The registration is published (so visible) but the caller is neither its submitter nor an administrator."
 NO_CONTENT = "No content."
 # A `{name:guid}` route parameter that the host routed and Python cannot read is an unknown id.
-UNKNOWN_ID = {"registration_id": "Registration not found.", "user_id": "No user has this id."}
+UNKNOWN_ID = {"registration_id": NOT_FOUND, "user_id": "No user has this id.",
+              "probe_id": "This registration has no probe with this id."}
 NOT_MODIFIED = "Not modified: the `ETag` sent in `If-None-Match` is still current."
 
 TAGS = (

@@ -37,7 +37,8 @@ BEGIN
     -- triggers they fire, which run as the app) change; the rest of such a row is written once.
     -- Migration 0006's triggers hold those columns to their history besides. A table named here
     -- without columns is append-only: the audit trail, and the probes (what a server answered).
-    -- Scheduling state (probe_queue) and new tables keep the common UPDATE.
+    -- Scheduling state (probe_queue) and new tables keep the common UPDATE. A drain of the event
+    -- outlet makes its consumer's row (INSERT), locks it (FOR UPDATE needs an UPDATE right) and moves it.
     FOR target, columns IN VALUES
         ('users', 'email, display_name, is_admin'),  -- is_admin follows the token on every sign-in
         ('registrations', 'endpoint_url, endpoint_name, description, owner_contact, available_tools, server_name, '
@@ -50,6 +51,7 @@ BEGIN
         ('registration_claims', 'registration_id'),
         ('review_queue', 'pending'),
         ('attestations', 'latest, published, baseline_revision, baseline, drifted, drift_withdrawn'),
+        ('event_consumers', 'horizon, log_id'),  -- a consumer's cursor moves; its name never changes
         ('probes', ''),
         ('audit_log', '')
     LOOP

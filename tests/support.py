@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 
 from shared.config import DatabaseSettings
+from shared.db import Database
 from tests import pgbouncer_support
 from tools.authority import DevAuthority
 from tools.migrate import migrate
@@ -130,6 +131,32 @@ class Sql:
     def execute(self, query: str, *args: Any) -> str:
         status: str = run(self._call("execute", query, *args))
         return status
+
+
+def app_database(database_url: str) -> Database:
+    """The app's own pool for a database from `migrated_database`, signed in as the app's role (through
+    PgBouncer where the suite runs behind it); close it in the event loop that used it."""
+    app_url = _app_urls.get(database_url, database_url)
+    settings = DatabaseSettings.from_env({"DATABASE_URL": app_url, **pgbouncer_support.app_settings(app_url)})
+    return Database(lambda: settings)
+
+
+def drain_probe_queueing(database_url: str) -> int:
+    """Queue the probes the writes so far ask for, as the timer's round does before it claims: the
+    outlet's probe queueing consumer, drained as the app's role; how many entries it was handed."""
+    from shared import events
+    from shared.jobs import probe_queueing
+
+    db = app_database(database_url)
+
+    async def drain() -> int:
+        try:
+            return await events.drain_all(db=db, consumer=probe_queueing.CONSUMER)
+        finally:
+            await db.close()
+
+    handed: int = run(drain())
+    return handed
 
 
 def app_environment(database_url: str, authority: DevAuthority, **overrides: str) -> dict[str, str]:

@@ -37,7 +37,7 @@ COMMON = {"SELECT", "INSERT", "UPDATE"}
 EXCEPTIONS = {"audit_log": {"SELECT", "INSERT"}, "schema_migrations": set(), "probes": {"SELECT", "INSERT", "DELETE"},
               **{table: {"SELECT", "INSERT"} for table in (
                   "users", "registrations", "registration_revisions", "registration_claims", "review_queue",
-                  "attestations")}}
+                  "attestations", "event_consumers")}}
 # Where history lives, UPDATE reaches only the columns the app's statements (and their triggers) change.
 COLUMN_UPDATES = {
     "users": {"email", "display_name", "is_admin"},
@@ -52,6 +52,7 @@ COLUMN_UPDATES = {
     "registration_claims": {"registration_id"},
     "review_queue": {"pending"},
     "attestations": {"latest", "published", "baseline_revision", "baseline", "drifted", "drift_withdrawn"},
+    "event_consumers": {"horizon", "log_id"},
     "probes": set(),
     "audit_log": set(),
 }

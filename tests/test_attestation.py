@@ -17,7 +17,7 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 
 from tests import mcp_fixtures as fx
-from tests.support import Caller, RunningHost, Sql, app_environment
+from tests.support import Caller, RunningHost, Sql, app_environment, drain_probe_queueing
 from tests.test_feed import RESPONSE
 from tools.authority import DevAuthority
 
@@ -48,6 +48,13 @@ def _register(api: str, caller: Caller, url: str) -> dict[str, Any]:
     return body
 
 
+def _queue(sql: Sql, registration_id: str) -> tuple[bool, bool] | None:
+    """(queued, due) of the registration's row in the probe queue; None without one."""
+    row = sql.fetchrow("SELECT queued, due_at IS NOT NULL AS due FROM probe_queue WHERE registration_id = $1",
+                       registration_id)
+    return None if row is None else (row["queued"], row["due"])
+
+
 def test_probing_is_off_unless_enabled(api: str, user: Caller) -> None:
     registration = _register(api, user, f"https://mcp.contoso.com/off-{user.oid[:8]}")
     answer = httpx.post(f"{api}/registrations/{registration['registration_id']}/probe", headers=user.headers)
@@ -60,8 +67,11 @@ def test_a_requested_probe_is_stored_and_limited_to_one_a_minute(probing: Runnin
     api = probing.base_url
     registration = _register(api, user, f"http://127.0.0.1:{mcp_port}/mcp?team={user.oid[:8]}")
     registration_id = registration["registration_id"]
-    # The create queued a probe for the timer's round; the POST answered at once without one.
-    assert sql.fetchval("SELECT queued FROM probe_queue WHERE registration_id = $1", registration_id) is True
+    # The create's entry queues a probe of revision 1 for the timer's round, once the round drains the
+    # outlet as it does first; the POST answered at once without one.
+    assert _queue(sql, registration_id) is None
+    assert drain_probe_queueing(sql.url) >= 1
+    assert _queue(sql, registration_id) == (True, True)
     assert sql.fetchval("SELECT count(*) FROM probes WHERE registration_id = $1", registration_id) == 0
 
     first = httpx.post(f"{api}/registrations/{registration_id}/probe", headers=user.headers, timeout=30)
@@ -334,8 +344,11 @@ def test_the_summary_shows_each_caller_the_probe_of_the_revision_they_see(
     edit = httpx.patch(f"{api}/registrations/{registration_id}", headers=user.headers, timeout=30,
                        json={"description": "Now with alerts."})
     assert edit.status_code == 200, edit.text
-    # The edit queued a probe of revision 2.
-    assert sql.fetchval("SELECT queued FROM probe_queue WHERE registration_id = $1", registration_id) is True
+    # The edit's entry queues a probe of revision 2, once the outlet is drained (the published revision
+    # was due already: a probe of it was recorded).
+    assert _queue(sql, registration_id) == (False, True)
+    drain_probe_queueing(sql.url)
+    assert _queue(sql, registration_id) == (True, True)
     pending = _probe_now(api, user, registration_id, sql)
     assert (published["revision"], pending["revision"]) == (1, 2)
 

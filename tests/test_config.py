@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +18,18 @@ from shared.config import (
     ReviewSettings,
     Settings,
     get_endpoint_settings,
+    get_probe_settings,
     get_settings,
     reset_settings,
 )
+from tests.settings_names import (
+    LOCAL_HOST_SETTINGS,
+    NOT_IN_LOCAL_EXAMPLE,
+    PLATFORM_SETTINGS,
+    settings_the_app_reads,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT_ID = "6c1f3c2e-3b7a-4a8e-9d43-0f6f1d6a2b10"
@@ -74,6 +86,9 @@ def test_defaults_fill_everything_but_the_three_required_settings() -> None:
         endpoints=EndpointSettings(allow_http=False, allowed_networks=()),
         review=ReviewSettings(require_match=False, allow_self_approval=False, max_pending_per_user=20),
         meta_namespace="internal.mcp-registry",
+        probes=ProbeSettings(enabled=False, schedule=None, batch_size=100, concurrency=16,
+                             endpoints=EndpointSettings(allow_http=False, allowed_networks=()),
+                             drift_policy="flag", history=50),
     )
 
 
@@ -253,3 +268,53 @@ def test_probe_schedule_of_another_length_is_refused(schedule: str) -> None:
 
 def test_the_meta_namespace_is_read() -> None:
     assert settings_with(REGISTRY_META_NAMESPACE="com.contoso.registry").meta_namespace == "com.contoso.registry"
+
+
+def test_the_probe_settings_are_a_group_of_the_one_settings_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PROBE_BATCH_SIZE", "7")
+    monkeypatch.setenv("ALLOW_HTTP_ENDPOINTS", "true")
+    reset_settings()
+    try:
+        assert get_probe_settings() is get_settings().probes
+        assert get_probe_settings().batch_size == 7
+        # One reading of the endpoint rules, shared by the API and the probes.
+        assert get_settings().probes.endpoints is get_settings().endpoints
+    finally:
+        reset_settings()
+
+
+def readme_settings() -> set[str]:
+    """The names in the first column of README's settings table (`A` / `B` rows name several)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("| setting | default | meaning |"):]
+    rows = re.findall(r"^\|([^|]*)\|", table[: table.index("\n\n")], flags=re.MULTILINE)
+    return {name for row in rows[2:] for name in re.findall(r"`([A-Za-z_]+)`", row)}
+
+
+def local_example() -> dict[str, str]:
+    values: dict[str, str] = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
+    return values
+
+
+def test_readme_documents_every_setting_and_no_other() -> None:
+    read = settings_the_app_reads()
+    assert {"DATABASE_URL", "PROBE_HISTORY", "GRAPH_BASE_URL"} <= read
+    documented = readme_settings()
+    assert sorted(read - documented) == []
+    assert sorted(documented - read - PLATFORM_SETTINGS) == []
+
+
+def test_the_local_example_has_every_setting_unless_said_why_not_and_loads() -> None:
+    read = settings_the_app_reads()
+    assert set(NOT_IN_LOCAL_EXAMPLE) <= read | PLATFORM_SETTINGS
+    example = local_example()
+    assert sorted(read - set(NOT_IN_LOCAL_EXAMPLE) - set(example)) == []
+    assert sorted(set(example) - read - LOCAL_HOST_SETTINGS) == []
+    assert not set(NOT_IN_LOCAL_EXAMPLE) & set(example)
+    # Its values are valid as they stand: a newcomer's copy starts.
+    settings = Settings.from_env({name: value for name, value in example.items() if name not in LOCAL_HOST_SETTINGS})
+    assert settings == Settings.from_env(REQUIRED | {
+        name: example[name] for name in ("DATABASE_URL", "ENTRA_AUTHORITY", "ENTRA_REQUIRED_SCOPE", "CORS_ORIGINS",
+                                         "PROBE_SCHEDULE")})

@@ -34,12 +34,12 @@ from mcp_types import ToolAnnotations
 
 from shared.config import DatabaseSettings, EndpointSettings, ProbeSettings
 from shared.db import Database
+from shared.jobs.probe_round import run_round
 from shared.probe import findings as rules
 from shared.probe import probe
-from shared.probe.rounds import run_round
 from shared.probe.surface import clean, surface_hash
 from tests import mcp_fixtures as fx
-from tests.support import Caller, PostgresCluster, RunningHost, Sql, app_environment
+from tests.support import Caller, PostgresCluster, RunningHost, Sql, app_environment, drain_probe_queueing
 from tools.authority import DevAuthority
 
 HostFactory = Callable[[Mapping[str, str]], RunningHost]
@@ -556,7 +556,9 @@ def _round(db: Database, *, history: int = 50) -> Counter[str]:
 
 
 def _due_in_order(sql: Sql, registration_ids: list[str]) -> None:
-    """Due now, the first least recently checked (so claimed first), none claimed by anyone."""
+    """Due now, the first least recently checked (so claimed first), none claimed by anyone. The
+    writes so far are queued first, as the round would queue them, so that it finds nothing else."""
+    drain_probe_queueing(sql.url)
     sql.execute("UPDATE probe_queue SET due_at = NULL WHERE registration_id <> ALL($1::uuid[])", registration_ids)
     for minutes, registration_id in enumerate(reversed(registration_ids), start=1):
         sql.execute("UPDATE probe_queue SET due_at = now() - make_interval(mins => $2), claimed_until = NULL "

@@ -82,3 +82,13 @@ def test_the_modules_of_shared_import_each_other_without_cycles() -> None:
     graph = {name: imported(path, known) - {name} for name, path in known.items()}
     assert graph["shared.openapi"] >= {"shared.declare", "shared.texts"}
     assert cycles(graph) == []
+
+
+def test_no_route_module_imports_another() -> None:
+    # What two route modules share lives below them (shared/http.py, shared/declare.py), so each
+    # blueprint reads on its own; shared/api.py, which collects them all, is not a route module.
+    known = modules()
+    routes = {name for name in known if name.startswith("shared.routes.")}
+    assert {"shared.routes.registrations", "shared.routes.revisions", "shared.routes.feed"} <= routes
+    reaching = {name: sorted(imported(known[name], known) & routes - {name}) for name in sorted(routes)}
+    assert {name: others for name, others in reaching.items() if others} == {}

@@ -12,12 +12,16 @@ import httpx
 import pytest
 from azure.functions.decorators.http import HttpTrigger
 from openapi_spec_validator import validate
+from pydantic import ValidationError
 
 import function_app
 from shared import api, openapi
 from shared.auth import NOT_ADMIN
 from shared.config import Settings
+from shared.declare import Answer, MissingText, Routes
 from shared.routes import docs
+from shared.schemas.registrations import RegistrationCreate
+from shared.schemas.urls import validation_context
 from tests.registry import assert_problem, submit
 from tests.support import Caller
 from tools.devhost import indexed_functions
@@ -233,11 +237,26 @@ def test_security_schemes_name_the_tenant_authority_and_scope(document: dict[str
 
 def test_request_examples_pass_the_request_models() -> None:
     checked = 0
+    context = validation_context(make_settings().endpoints)
     for operation in api.OPERATIONS:
         if operation.request is not None and operation.request_example is not None:
-            operation.request.model_validate(operation.request_example)
+            operation.request.model_validate(operation.request_example, context=context)
             checked += 1
     assert checked == 5
+
+
+def test_an_endpoint_url_validates_only_with_the_settings_given() -> None:
+    # The rules are the deployment's, handed in; a model validated without them refuses to guess.
+    example = {"endpoint_url": "http://10.20.0.7/mcp", "endpoint_name": "Weather Tools",
+               "owner_contact": "weather-team@contoso.com"}
+    with pytest.raises(TypeError, match="validates with the endpoint settings"):
+        RegistrationCreate.model_validate(example)
+    with pytest.raises(ValidationError) as caught:
+        RegistrationCreate.model_validate(example, context=validation_context(make_settings().endpoints))
+    assert caught.value.errors()[0]["type"] == "url_scheme"
+    lenient = make_settings(ALLOW_HTTP_ENDPOINTS="true", ALLOWED_ENDPOINT_NETWORKS="10.20.0.0/16").endpoints
+    created = RegistrationCreate.model_validate(example, context=validation_context(lenient))
+    assert created.endpoint_url == "http://10.20.0.7/mcp"
 
 
 def test_every_tag_is_declared_and_used(document: dict[str, Any]) -> None:
@@ -263,6 +282,11 @@ def test_openapi_json_is_served_anonymously_with_an_etag(client: httpx.Client) -
     assert {operation["operationId"] for _, _, operation in operations(served)} >= {"health", "docs_page"}
     again = client.get("/openapi.json", headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304
+    # One conditional GET for the document, its page's files and the feed (RFC 9110 section 13.1.2):
+    # `*`, a weak tag and a list are honoured here as on the feed.
+    for held in ("*", f"W/{response.headers['etag']}", f'"other", {response.headers["etag"]}'):
+        assert client.get("/openapi.json", headers={"If-None-Match": held}).status_code == 304
+    assert client.get("/openapi.json", headers={"If-None-Match": '"other"'}).status_code == 200
 
 
 def documented_access(operation: dict[str, Any]) -> str:
@@ -377,3 +401,38 @@ def test_an_encoded_slash_in_an_asset_name_never_reaches_the_app(client: httpx.C
     # Decoded before routing, as on Azure: `docs/../openapi.py` is no route, and the host answers.
     response = client.get("/docs/..%2Fopenapi.py")
     assert (response.status_code, response.content) == (404, b"")
+
+
+# A declaration that names a text shared/texts.py lacks fails as its module is imported, not on the
+# first GET /openapi.json.
+
+async def _never_called(call: object) -> Any:
+    raise AssertionError("only declared")
+
+
+def test_an_unknown_tag_fails_at_declaration() -> None:
+    with pytest.raises(MissingText, match=r"^the tag 'widgets' is not in texts.TAGS"):
+        Routes("widgets")
+
+
+@pytest.mark.parametrize(("declared", "named"), [
+    ({"answers": (Answer(200, "Fine.", None, ("X-Widget",)),)}, "response header 'X-Widget' (texts.HEADERS)"),
+    ({"answers": (Answer(200, "Fine."),), "request_headers": ("If-Widget",)},
+     "request header 'If-Widget' (texts.REQUEST_HEADERS)"),
+    ({"answers": (Answer(200, "Fine."),), "errors": {418: "A teapot."}},
+     "problem status 418 (texts.PROBLEM_TITLES, texts.PROBLEM_EXAMPLES)"),
+])
+def test_an_unknown_header_or_problem_status_fails_at_declaration(declared: dict[str, Any], named: str) -> None:
+    routes = Routes("docs")
+    with pytest.raises(MissingText) as caught:
+        routes.declare("GET", "widgets/never-registered", access="anonymous", summary="Never served",
+                       **declared)(_never_called)
+    assert str(caught.value) == (f"{__name__}._never_called (GET widgets/never-registered) names texts that "
+                                 f"shared/texts.py lacks: {named}")
+    assert routes.operations == []
+
+
+def test_a_guid_route_parameter_without_its_unknown_id_text_fails_at_declaration() -> None:
+    with pytest.raises(MissingText, match=r"route parameter 'widget_id' \(texts.UNKNOWN_ID\)$"):
+        Routes("docs").declare("GET", "widgets/{widget_id:guid}", access="anonymous", summary="Never served",
+                               answers=(Answer(200, "Fine."),))(_never_called)

@@ -23,8 +23,8 @@ import pytest
 import rfc8785
 from starlette.types import Receive, Scope, Send
 
+from shared.egress import USER_AGENT
 from shared.probe import ProbeResult, probe
-from shared.probe.guard import USER_AGENT
 from tests import mcp_fixtures as fx
 from tests.support import PROJECT_ROOT
 

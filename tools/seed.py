@@ -11,9 +11,10 @@ import asyncio
 import uuid
 from uuid import UUID
 
-from shared.config import DatabaseSettings, ReviewSettings
+from shared.config import DatabaseSettings, EndpointSettings, ReviewSettings
 from shared.db import Database
 from shared.schemas.registrations import RegistrationCreate, StatusChange
+from shared.schemas.urls import validation_context
 from shared.services import registrations, revisions
 from shared.services.registrations import Actor
 
@@ -54,14 +55,14 @@ async def seed(database_url: str) -> None:
         user = Actor(await _upsert_user(db, USER_NAME, USER_EMAIL, False), is_admin=False)
         review = ReviewSettings(require_match=False, allow_self_approval=False, max_pending_per_user=20)
         for fields, decision in EXAMPLES:
-            data = RegistrationCreate.model_validate(fields)
-            row = await registrations.create(db=db, actor=user, data=data, review=review)
+            data = RegistrationCreate.model_validate(fields, context=validation_context(EndpointSettings()))
+            created = (await registrations.create(db=db, actor=user, data=data, review=review)).registration
             if decision is not None:
                 change = StatusChange.model_validate(
                     {"status": decision, "reason": "Plain HTTP is not allowed." if decision == "Rejected" else None}
                 )
-                await revisions.decide(db=db, actor=admin, registration_id=row["registration_id"], change=change,
-                                       if_match=row["revision"], review=review)
+                await revisions.decide(db=db, actor=admin, registration_id=created.registration_id, change=change,
+                                       if_match=created.revision, review=review)
     finally:
         await db.close()
 

@@ -10,7 +10,7 @@ import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.endpoint_policy import IPNetwork
 from shared.probe.findings import Finding, Surface, scan
@@ -20,15 +20,36 @@ from shared.probe.surface import clean, clean_text, surface_hash, tool_surface
 if TYPE_CHECKING:
     import httpcore2
 
+    from shared.config import ProbeSettings
+    from shared.egress import EgressGuard, Resolver
     from shared.probe.client import Session, TransportName
-    from shared.probe.guard import EgressGuard, Resolver
 
-__all__ = ["OUTCOMES", "Finding", "Outcome", "ProbeResult", "probe"]
+__all__ = ["OUTCOMES", "Finding", "Outcome", "ProbeResult", "Target", "probe", "probe_target"]
 
 # The probe's result says what went wrong with an endpoint. The SDK's and httpx's own records would
 # log every URL at INFO and put endpoint-controlled text (bodies that failed to parse) into ours.
 logging.getLogger("mcp").setLevel(logging.CRITICAL)
 logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+class Target(Protocol):
+    """What a probe needs of a registration: whoever stores the result holds the rest."""
+
+    @property
+    def endpoint_url(self) -> str: ...
+    @property
+    def transport(self) -> TransportName: ...
+    @property
+    def declared_tools(self) -> Sequence[str]: ...
+    @property
+    def known_tools(self) -> Mapping[str, str]: ...
+
+
+async def probe_target(target: Target, settings: ProbeSettings) -> ProbeResult:
+    """Probe a target under the probe settings' endpoint rules."""
+    return await probe(target.endpoint_url, target.transport, allowed_networks=settings.endpoints.allowed_networks,
+                       allow_http=settings.endpoints.allow_http, declared_tools=target.declared_tools,
+                       known_tools=target.known_tools)
 
 
 async def probe(url: str, transport: TransportName, *, allowed_networks: Iterable[IPNetwork] = (),
@@ -43,7 +64,7 @@ async def probe(url: str, transport: TransportName, *, allowed_networks: Iterabl
     other published servers to their server names, for the shadowing rule. The time limit covers
     the findings too, and `duration_ms` is the whole of it; the result is always storable.
     """
-    from shared.probe import guard as egress
+    from shared import egress
     from shared.probe.classify import describe
 
     started = time.monotonic()
@@ -67,7 +88,7 @@ async def _probe(url: str, transport: TransportName, *, started: float, checked_
                  max_bytes: int | None) -> ProbeResult:
     import anyio
 
-    from shared.probe import guard as egress
+    from shared import egress
     from shared.probe.classify import classify
 
     budget = egress.Budget(max_bytes=max_bytes or egress.MAX_BYTES)
@@ -128,7 +149,7 @@ async def _surface(session: Session, *, outcome: Outcome, checked_at: datetime, 
 
 async def _attempt(url: str, transport: TransportName, guard: EgressGuard, limit: float,
                    ) -> tuple[Outcome, Session | None, str | None, dict[str, Any] | None]:
-    from shared.probe import guard as egress
+    from shared import egress
     from shared.probe.auth import protected_resource
     from shared.probe.classify import classify
 

@@ -10,7 +10,7 @@ from mcp.client.auth.utils import build_protected_resource_metadata_discovery_ur
 from mcp.shared.auth import ProtectedResourceMetadata
 from pydantic import ValidationError
 
-from shared.probe.guard import EgressGuard, Refused, Unreachable
+from shared.egress import EgressGuard, Refused, Unreachable
 
 _HEADER = 1000
 

@@ -4,7 +4,7 @@ refusals the guard recorded say plainly what happened."""
 
 from __future__ import annotations
 
-from shared.probe.guard import Budget
+from shared.egress import Budget
 from shared.probe.result import Outcome
 
 _DETAIL = 300

@@ -15,7 +15,7 @@ from mcp.client import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from shared.probe.guard import EgressGuard
+from shared.egress import EgressGuard
 
 TransportName = Literal["streamable-http", "sse"]
 CLIENT_INFO = mcp_types.Implementation(name="mcp-endpoint-registry", version="1.0")

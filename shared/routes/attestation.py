@@ -1,4 +1,5 @@
-"""Attestation endpoints and the timer trigger that re-probes published registrations.
+"""Attestation endpoints. The timer trigger that re-probes published registrations is a job
+(shared/jobs/timers.py).
 
 The probe module (and the MCP SDK under it), the probe models and their SQL are imported by the
 handlers that use them, never at import of this blueprint: the API's cold start does not carry
@@ -15,9 +16,9 @@ import azure.functions as func
 from shared import texts
 from shared.config import get_probe_settings
 from shared.db import database
-from shared.declare import Answer, Deferred, Routes, SignedIn
+from shared.declare import REGISTRATION_ROUTE, Answer, Deferred, Routes, SignedIn
 from shared.errors import NotFound
-from shared.http import json_response
+from shared.http import json_response, registration_response
 from shared.schemas.acceptance import DriftAcceptance
 from shared.schemas.registrations import RegistrationPublic
 
@@ -28,7 +29,7 @@ routes = Routes("attestation")
 blueprint = routes.blueprint
 logger = logging.getLogger(__name__)
 
-BY_ID = "registrations/{registration_id:guid}"
+BY_ID = REGISTRATION_ROUTE
 # POST .../probe may be asked again for the same registration after this long.
 REQUEST_INTERVAL = 60.0
 _MODELS = "shared.schemas.attestation"
@@ -55,16 +56,16 @@ outcome is a 200 too: the probe ran. Probes queued after an edit and the timer's
 towards the one-a-minute limit.""",
 )
 async def probes_request(call: SignedIn[None, None]) -> func.HttpResponse:
-    from shared.probe.rounds import probe_target
+    from shared.probe import probe_target
     from shared.services import probes
 
     settings = get_probe_settings()
     target = await probes.request(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
                                   enabled=settings.enabled, interval=REQUEST_INTERVAL)
     result = await probe_target(target, settings)
-    row = await probes.record(db=database, target=target, result=result, drift_policy=settings.drift_policy,
-                              requested_by=call.user.user_id)
-    return json_response(_public(row))
+    recorded = await probes.record(db=database, target=target, result=result, drift_policy=settings.drift_policy,
+                                   requested_by=call.user.user_id)
+    return json_response(recorded.probe)
 
 
 @routes.declare(
@@ -144,23 +145,9 @@ the latest `ok` probe is accepted, as before; a reviewer's client should name wh
 a re-probe between the review and the click could otherwise swap in a surface nobody reviewed.""",
 )
 async def attestation_accept(call: SignedIn[DriftAcceptance, None]) -> func.HttpResponse:
-    from shared.routes.registrations import registration_response
     from shared.services import drift
 
-    row = await drift.accept(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
-                             probe_id=call.body.probe_id, tools_hash=call.body.tools_hash)
-    return registration_response(row)
+    accepted = await drift.accept(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
+                                  probe_id=call.body.probe_id, tools_hash=call.body.tools_hash)
+    return registration_response(accepted.registration)
 
-
-# The Functions host reads the schedule from the PROBE_SCHEDULE app setting (%NAME% binding
-# expression). A valid schedule is always deployed: an empty one fails indexing and disables the
-# function on Azure (azure-functions-host #10346). PROBE_ENABLED switches probing; while it is
-# not true the round below does nothing.
-@blueprint.timer_trigger(schedule="%PROBE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
-async def probes_round(timer: func.TimerRequest) -> None:
-    from shared.probe.rounds import run_round
-
-    settings = get_probe_settings()
-    if not settings.enabled:
-        return
-    await run_round(db=database, settings=settings)

@@ -21,7 +21,7 @@ import azure.functions as func
 from shared.config import Settings, get_settings
 from shared.declare import NOT_MODIFIED, Answer, Call, Raw, Routes
 from shared.errors import NotFound
-from shared.http import route_prefix, standard_headers
+from shared.http import client_holds, route_prefix, standard_headers
 
 routes = Routes("docs")
 blueprint = routes.blueprint
@@ -132,8 +132,7 @@ def send(req: func.HttpRequest, content: Content, cache_control: str, settings: 
         "Content-Security-Policy": content_security_policy(settings),
         "Referrer-Policy": "no-referrer",
     })
-    held = {tag.strip().removeprefix("W/") for tag in (req.headers.get("If-None-Match") or "").split(",")}
-    if etag in held:
+    if client_holds(req, etag):
         return func.HttpResponse(status_code=304, headers=headers)
     body = content.body
     if compressed:

@@ -20,7 +20,7 @@ from shared.config import get_settings
 from shared.db import database
 from shared.declare import NOT_MODIFIED, Answer, Call, Routes, Shape
 from shared.errors import NotFound
-from shared.http import empty_response, encoded_json_response
+from shared.http import client_holds, empty_response, encoded_json_response
 from shared.schemas.feed import FeedQuery, ServerList, ServerQuery, ServerResponse, server_list, server_response
 from shared.services import feed
 
@@ -58,8 +58,7 @@ def _cached(req: func.HttpRequest, body: BaseModel) -> func.HttpResponse:
     etag = f'"{hashlib.sha256(payload).hexdigest()}"'
     scope = "private" if get_settings().feed_auth == "entra" else "public"
     headers = {"ETag": etag, "Cache-Control": f"{scope}, max-age={MAX_AGE_SECONDS}"}
-    held = {tag.strip().removeprefix("W/") for tag in (req.headers.get("If-None-Match") or "").split(",")}
-    if etag in held or "*" in held:
+    if client_holds(req, etag):
         return empty_response(304, headers)
     return encoded_json_response(payload, headers=headers)
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import azure.functions as func
 
-from shared import texts
+from shared import policy, texts
 from shared.config import get_settings
 from shared.db import database
-from shared.declare import Answer, Routes, SignedIn
+from shared.declare import REGISTRATION_ROUTE, Answer, Routes, SignedIn
 from shared.errors import Forbidden
-from shared.http import empty_response, if_match_revision, json_response
+from shared.http import empty_response, if_match_revision, json_response, registration_response
 from shared.schemas.registrations import (
     AuditLogEntry,
     AuditTrail,
@@ -27,7 +25,7 @@ from shared.services import audit, registrations, revisions
 routes = Routes("registrations")
 blueprint = routes.blueprint
 
-BY_ID = "registrations/{registration_id:guid}"
+BY_ID = REGISTRATION_ROUTE
 
 _LINKS = {
     name: {"operationId": operation, "parameters": {"registration_id": "$response.body#/registration_id"}}
@@ -64,12 +62,6 @@ it has a published revision, and then sees that revision's content with status `
 `revision`, `updated_at` and `ETag` too), never a pending or rejected edit."""
 
 
-def registration_response(row: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    """A registration, with the revision it shows as its ETag (for `If-Match` on the next change)."""
-    registration = RegistrationPublic.model_validate(dict(row))
-    return json_response(registration, status, {"ETag": f'"{registration.revision}"', **(headers or {})})
-
-
 @routes.declare(
     "POST", "registrations", access="user", summary="Submit an endpoint for approval",
     answers=(Answer(201, "Created, `Pending`, revision 1, with its URL in `Location`.", RegistrationPublic,
@@ -93,14 +85,14 @@ clash. An explicit `server_name` of anyone but an administrator must have the ho
 audited as `Created`.""",
 )
 async def registrations_create(call: SignedIn[RegistrationCreate, None]) -> func.HttpResponse:
-    row = await registrations.create(db=database, actor=call.actor, data=call.body, review=get_settings().review)
-    location = f"{call.req.url.split('?', 1)[0].rstrip('/')}/{row['registration_id']}"
-    return registration_response(row, 201, {"Location": location})
+    created = await registrations.create(db=database, actor=call.actor, data=call.body, review=get_settings().review)
+    location = f"{call.req.url.split('?', 1)[0].rstrip('/')}/{created.registration.registration_id}"
+    return registration_response(created.registration, 201, {"Location": location})
 
 
 async def _list(call: SignedIn[None, RegistrationQuery], *, own_only: bool) -> func.HttpResponse:
     query = call.query
-    if not call.user.is_admin and query.filters_attestation:
+    if query.filters_attestation and not policy.may_filter_attestation(call.actor):
         raise Forbidden("Only administrators may filter by outcome, drifted or findings.")
     found = await registrations.list_page(db=database, actor=call.actor, query=query, own_only=own_only)
     # One validation call for the whole page: a model_validate per row costs ~15 % more CPU.
@@ -139,8 +131,9 @@ async def registrations_my(call: SignedIn[None, RegistrationQuery]) -> func.Http
     description=_REVISIONS_NOTE,
 )
 async def registrations_get(call: SignedIn[None, None]) -> func.HttpResponse:
-    row = await registrations.get(db=database, actor=call.actor, registration_id=call.path_id("registration_id"))
-    return registration_response(row)
+    registration = await registrations.get(db=database, actor=call.actor,
+                                           registration_id=call.path_id("registration_id"))
+    return registration_response(registration)
 
 
 @routes.declare(
@@ -164,9 +157,9 @@ applies only to that revision (412 otherwise: no lost updates). An edit changing
 Audited as `Updated` with each changed field's `old` and `new` value (cut at 512 characters).""",
 )
 async def registrations_update(call: SignedIn[RegistrationUpdate, None]) -> func.HttpResponse:
-    row = await revisions.update(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
-                                 data=call.body, if_match=if_match_revision(call.req), review=get_settings().review)
-    return registration_response(row)
+    edited = await revisions.update(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
+                                    data=call.body, if_match=if_match_revision(call.req), review=get_settings().review)
+    return registration_response(edited.registration)
 
 
 @routes.declare(
@@ -198,9 +191,10 @@ published for the first time is `active`); rejecting leaves the published revisi
 Audited as `Approved` or `Rejected` with the revision's `endpoint_url`, `server_name` and `version`.""",
 )
 async def registrations_decide(call: SignedIn[StatusChange, None]) -> func.HttpResponse:
-    row = await revisions.decide(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
-                                 change=call.body, if_match=if_match_revision(call.req), review=get_settings().review)
-    return registration_response(row)
+    decided = await revisions.decide(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
+                                     change=call.body, if_match=if_match_revision(call.req),
+                                     review=get_settings().review)
+    return registration_response(decided.registration)
 
 
 @routes.declare(

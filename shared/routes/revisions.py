@@ -6,10 +6,9 @@ import azure.functions as func
 
 from shared import texts
 from shared.db import database
-from shared.declare import Answer, Call, Routes, SignedIn
+from shared.declare import REGISTRATION_ROUTE, Answer, Call, Routes, SignedIn
 from shared.errors import NotFound
-from shared.http import json_response
-from shared.routes.registrations import BY_ID, registration_response
+from shared.http import json_response, registration_response
 from shared.schemas.registrations import RegistrationPublic
 from shared.schemas.revisions import PublicationChange, Revision, RevisionList
 from shared.services import publication, revisions
@@ -17,6 +16,7 @@ from shared.services import publication, revisions
 routes = Routes("registrations")
 blueprint = routes.blueprint
 
+BY_ID = REGISTRATION_ROUTE
 REVISIONS = f"{BY_ID}/revisions"
 REVISION = f"{REVISIONS}/{{revision:int}}"
 _MAX_REVISION = 2_147_483_647
@@ -65,9 +65,10 @@ async def revisions_get(call: SignedIn[None, None]) -> func.HttpResponse:
                 "Audited as `Published`.",
 )
 async def revisions_publish(call: SignedIn[None, None]) -> func.HttpResponse:
-    row = await publication.publish(db=database, actor=call.actor, registration_id=call.path_id("registration_id"),
-                                    revision=_revision_number(call))
-    return registration_response(row)
+    published = await publication.publish(db=database, actor=call.actor,
+                                           registration_id=call.path_id("registration_id"),
+                                           revision=_revision_number(call))
+    return registration_response(published.registration)
 
 
 @routes.declare(
@@ -86,6 +87,6 @@ async def revisions_publish(call: SignedIn[None, None]) -> func.HttpResponse:
                 "that withdrawal stands, so the four-eyes rule of accepting cannot be stepped around.",
 )
 async def registrations_publication(call: SignedIn[PublicationChange, None]) -> func.HttpResponse:
-    row = await publication.set_publication(db=database, actor=call.actor, change=call.body,
-                                            registration_id=call.path_id("registration_id"))
-    return registration_response(row)
+    published = await publication.set_publication(db=database, actor=call.actor, change=call.body,
+                                                  registration_id=call.path_id("registration_id"))
+    return registration_response(published.registration)

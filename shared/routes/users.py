@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared import texts
+from shared import policy, texts
 from shared.db import database
 from shared.declare import Answer, Routes, SignedIn
 from shared.errors import Forbidden, NotFound
@@ -44,7 +44,7 @@ async def users_get_me(call: SignedIn[None, None]) -> func.HttpResponse:
 )
 async def users_get(call: SignedIn[None, None]) -> func.HttpResponse:
     user_id = call.path_id("user_id")
-    if not call.user.is_admin and user_id != call.user.user_id:
+    if not policy.may_read_user(call.actor, user_id):
         raise Forbidden("Only administrators may read another user.")
     row = await users.get_user(db=database, user_id=user_id)
     if row is None:

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from shared.schemas.common import has_control_characters
 from shared.schemas.text import check_text, email, name_text
-from shared.schemas.urls import normalise_url
+from shared.schemas.urls import context_settings, normalise_url
 
 Status = Literal["Pending", "Approved", "Rejected"]
 ProbeOutcome = Literal["ok", "auth_required", "wrong_transport", "not_mcp", "unreachable", "timeout", "refused"]
@@ -26,8 +26,9 @@ RevisionNumber = Annotated[int, Field(ge=1, le=2_147_483_647)]
 SERVER_NAME_PATTERN = r"^[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+$"
 
 
-def _endpoint_url(value: str) -> str:
-    return normalise_url(value)
+def _endpoint_url(value: str, info: ValidationInfo) -> str:
+    # The deployment's endpoint rules come in the validation context; a validator reads no setting.
+    return normalise_url(value, context_settings(info))
 
 
 def _name(value: str) -> str:

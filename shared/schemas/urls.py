@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from pydantic import ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from shared.config import EndpointSettings, get_endpoint_settings
+from shared.config import EndpointSettings
 from shared.endpoint_policy import address_refusal
 from shared.schemas.common import has_control_characters
 
@@ -39,6 +42,24 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _PATH_SAFE = frozenset("!$&'()*+,;=:@/")
 _QUERY_SAFE = _PATH_SAFE | frozenset("?")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_CONTEXT_KEY = "endpoints"
+
+
+def validation_context(settings: EndpointSettings) -> dict[str, Any]:
+    """The pydantic validation context under which a model holding an endpoint URL validates:
+    `Model.model_validate(data, context=validation_context(settings.endpoints))`."""
+    return {_CONTEXT_KEY: settings}
+
+
+def context_settings(info: ValidationInfo) -> EndpointSettings:
+    """The endpoint settings a validator was given. Validated without them, a model fails loudly
+    rather than falling back to some default: the rules must be the deployment's."""
+    context = info.context
+    settings = context.get(_CONTEXT_KEY) if isinstance(context, Mapping) else None
+    if not isinstance(settings, EndpointSettings):
+        raise TypeError("an endpoint URL validates with the endpoint settings: pass "
+                        "context=validation_context(settings.endpoints) to model_validate")
+    return settings
 
 
 def _refuse(rule: str, message: str) -> PydanticCustomError:
@@ -128,9 +149,8 @@ def _check_query(query: str) -> None:
                 "it and have clients send the secret in a header"))
 
 
-def normalise_url(value: str, settings: EndpointSettings | None = None) -> str:
+def normalise_url(value: str, settings: EndpointSettings) -> str:
     """The stored form of an endpoint URL, or a refusal saying what to submit instead."""
-    settings = settings or get_endpoint_settings()
     if len(value) > MAX_URL_LENGTH:
         raise _refuse("url_too_long", f"must be at most {MAX_URL_LENGTH} characters")
     if not value.isascii() or any(character.isspace() for character in value) or has_control_characters(value):

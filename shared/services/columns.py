@@ -8,9 +8,12 @@ nothing reveals that an edit is waiting.
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from shared.errors import Conflict
+from shared.schemas.registrations import RegistrationPublic
 
 # The body fields a revision holds.
 CONTENT = ("endpoint_url", "endpoint_name", "description", "owner_contact", "available_tools", "server_name",
@@ -61,6 +64,11 @@ def viewed_by(full: str, alias: str = "r", *, attestation: bool = True) -> str:
     if attestation:
         parts.append(f"{attestation_summary(full, alias)} AS attestation")
     return ", ".join(parts)
+
+
+def registration(row: Any) -> RegistrationPublic:
+    """The typed registration of a row selected with `latest` or `viewed_by`."""
+    return RegistrationPublic.model_validate(dict(row))
 
 
 def publish_from(revision: str) -> str:

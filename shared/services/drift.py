@@ -12,14 +12,20 @@ reads what the first left: one `Drifted` entry, whatever races.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
 from uuid import UUID
 
 import asyncpg
 
+from shared import policy
 from shared.db import Database
 from shared.errors import Conflict, Forbidden, NotFound, PreconditionFailed
+from shared.policy import NOT_FOUND
+from shared.schemas.registrations import RegistrationPublic
 from shared.services import columns
 from shared.services.registrations import Actor
+from shared.sql import Statement
 
 # The registration answer's `attestation` of a probe row `p` (plus the revision it is about).
 SEVERITIES = ("high", "medium", "low")
@@ -49,22 +55,27 @@ _LATEST_OK = f"""(
 )"""
 
 
-def record_statement(*, probe_columns: str) -> str:
-    """Insert a probe ($1-$17, and $20 the findings the caps left out) and apply it: the summaries,
-    the baseline, drift and its entry under DRIFT_POLICY ($18, the message of a withdrawal $19), the
-    queue."""
-    return f"""
+# The probe's own columns, each bound by its name.
+PROBE_VALUES = ("registration_id", "revision", "trigger", "requested_by", "checked_at", "outcome", "duration_ms",
+                "protocol_version", "server_info", "instructions", "tools", "prompts", "resources", "tools_hash",
+                "findings", "error", "auth", "findings_omitted")
+
+
+def record_statement(*, probe_columns: str) -> Statement:
+    """Insert a probe (`PROBE_VALUES`) and apply it: the summaries, the baseline, drift and its entry
+    under DRIFT_POLICY (:drift_policy, the feed's message of a withdrawal :withdrawn_message), the queue."""
+    return Statement(f"""
 WITH target AS (
     -- NO KEY UPDATE: the claim of a round makes attestation rows (a key share of this row) meanwhile.
     SELECT registration_id, status, published_revision, publication FROM registrations
-    WHERE registration_id = $1 FOR NO KEY UPDATE
+    WHERE registration_id = :registration_id FOR NO KEY UPDATE
 ), state AS (
     SELECT a.* FROM attestations AS a JOIN target AS t USING (registration_id) FOR UPDATE OF a
 ), inserted AS (
     INSERT INTO probes (registration_id, revision, trigger, requested_by, checked_at, outcome, duration_ms,
                         protocol_version, server_info, instructions, tools, prompts, resources, tools_hash,
                         findings, error, auth, findings_omitted)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $20)
+    VALUES ({", ".join(f":{name}" for name in PROBE_VALUES)})
     RETURNING {probe_columns}
 ), basis AS (
     SELECT i.probe_id, i.tools_hash, t.registration_id, t.status, t.published_revision, t.publication,
@@ -82,7 +93,8 @@ WITH target AS (
                AND NOT b.was_drifted AS drifts
     FROM basis AS b
 ), withdraws AS (
-    SELECT d.*, d.drifts AND $18::text = 'withdraw' AND d.publication = 'active' AS withdraws FROM decided AS d
+    SELECT d.*, d.drifts AND :drift_policy::text = 'withdraw' AND d.publication = 'active' AS withdraws
+    FROM decided AS d
 ), attested AS (
     INSERT INTO attestations AS a (registration_id, latest, published, baseline_revision, baseline, drifted,
                                    drift_withdrawn)
@@ -93,39 +105,42 @@ WITH target AS (
         baseline_revision = excluded.baseline_revision, baseline = excluded.baseline, drifted = excluded.drifted,
         drift_withdrawn = excluded.drift_withdrawn
 ), withdrawn AS (
-    UPDATE registrations AS r SET publication = 'deprecated', publication_message = $19, published_updated_at = now()
+    UPDATE registrations AS r SET publication = 'deprecated', publication_message = :withdrawn_message,
+        published_updated_at = now()
     FROM withdraws AS w WHERE r.registration_id = w.registration_id AND w.withdraws
 ), audit AS (
     INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, revision, metadata)
     SELECT registration_id, NULL, 'Drifted', status, status, published_revision,
            jsonb_build_object('probe_id', probe_id, 'baseline_probe_id', prior->'probe_id',
-                              'baseline_hash', prior->'tools_hash', 'tools_hash', tools_hash, 'policy', $18::text,
+                              'baseline_hash', prior->'tools_hash', 'tools_hash', tools_hash,
+                              'policy', :drift_policy::text,
                               'withdrawn', withdraws)
            || surface_diff(prior, snapshot)
     FROM withdraws WHERE drifts
 ), queue AS (
     -- Published registrations are due again at the next round; others wait for an edit or approval.
     INSERT INTO probe_queue (registration_id, due_at, queued, last_checked_at)
-    SELECT t.registration_id, CASE WHEN t.published_revision IS NOT NULL THEN $5::timestamptz END, false, $5
+    SELECT t.registration_id, CASE WHEN t.published_revision IS NOT NULL THEN :checked_at::timestamptz END, false,
+           :checked_at
     FROM target AS t
     ON CONFLICT (registration_id) DO UPDATE
-    SET due_at = CASE WHEN probe_queue.queued AND probe_queue.due_at > $5 THEN probe_queue.due_at
+    SET due_at = CASE WHEN probe_queue.queued AND probe_queue.due_at > :checked_at THEN probe_queue.due_at
                       ELSE excluded.due_at END,
-        queued = probe_queue.queued AND probe_queue.due_at > $5,
+        queued = probe_queue.queued AND probe_queue.due_at > :checked_at,
         claimed_until = NULL, last_checked_at = excluded.last_checked_at
 )
 SELECT {probe_columns} FROM inserted
-"""
+""")
 
 
-# $1 id, $2 caller, $3 the probe reviewed, $4 the tools_hash reviewed. Only a drift of the published
-# revision is accepted, by an administrator who did not submit the registration, and only onto the
-# latest `ok` probe of that revision, which must be the one named: `current` is false when a probe
-# recorded since the review replaced it.
-_ACCEPT = f"""
+# :probe_id the probe reviewed, :tools_hash the tools_hash reviewed. Only a drift of the published
+# revision is accepted, by an administrator who did not submit the registration (four eyes, never
+# waived here: `shared.policy`), and only onto the latest `ok` probe of that revision, which must be
+# the one named: `current` is false when a probe recorded since the review replaced it.
+_ACCEPT = Statement(f"""
 WITH target AS (
     SELECT registration_id, submitter_id, status, published_revision, publication FROM registrations
-    WHERE registration_id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE
+    WHERE registration_id = :registration_id AND deleted_at IS NULL FOR NO KEY UPDATE
 ), state AS (
     SELECT a.* FROM attestations AS a JOIN target AS t USING (registration_id)
     WHERE a.drifted AND a.baseline_revision = t.published_revision FOR UPDATE OF a
@@ -133,10 +148,10 @@ WITH target AS (
     SELECT s.registration_id, s.baseline AS previous, s.drift_withdrawn, t.status, t.published_revision,
            {_LATEST_OK} AS baseline
     FROM state AS s JOIN target AS t USING (registration_id)
-    WHERE t.submitter_id <> $2
+    WHERE {policy.four_eyes("t.submitter_id = :user_id", waivable=False)}
 ), named AS (
-    SELECT c.*, ($3::uuid IS NULL OR c.baseline->>'probe_id' = $3::uuid::text)
-                AND ($4::text IS NULL OR c.baseline->>'tools_hash' = $4::text) AS current
+    SELECT c.*, (:probe_id::uuid IS NULL OR c.baseline->>'probe_id' = :probe_id::uuid::text)
+                AND (:tools_hash::text IS NULL OR c.baseline->>'tools_hash' = :tools_hash::text) AS current
     FROM accepted AS c
 ), attested AS (
     UPDATE attestations AS a SET baseline = c.baseline, drifted = false, drift_withdrawn = false
@@ -150,7 +165,7 @@ WITH target AS (
     RETURNING r.registration_id
 ), audit AS (
     INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, revision, metadata)
-    SELECT registration_id, $2, 'DriftAccepted', status, status, published_revision,
+    SELECT registration_id, :user_id, 'DriftAccepted', status, status, published_revision,
            jsonb_build_object('probe_id', baseline->'probe_id', 'tools_hash', baseline->'tools_hash',
                               'previous_probe_id', previous->'probe_id', 'previous_hash', previous->'tools_hash',
                               'reactivated', EXISTS (SELECT 1 FROM reactivated))
@@ -162,33 +177,56 @@ SELECT t.submitter_id AS owner, EXISTS (SELECT 1 FROM state) AS drifted,
        (SELECT latest || jsonb_build_object('drifted', false) FROM attested) AS accepted_attestation,
        {columns.latest(attestation=False)}
 FROM target AS t JOIN registrations AS r USING (registration_id)
-"""
+""")
 
 
 NOT_LATEST = ("The probe named is no longer the latest ok probe of the published revision: a probe recorded since "
               "the review answered. Review the latest (GET …/probes/latest) and accept that one.")
 
 
-async def accept(*, db: Database, actor: Actor, registration_id: UUID, probe_id: UUID | None,
-                 tools_hash: str | None) -> dict[str, object]:
-    """Take the latest `ok` probe of the published revision as its baseline, if it is the one named; the
-    registration as it is now."""
-    if not actor.is_admin:
-        raise Forbidden("Only an administrator may accept a drift.")
-    row: asyncpg.Record | None = await db.fetchrow(_ACCEPT, registration_id, actor.user_id, probe_id, tools_hash)
+class Acceptance(Enum):
+    ACCEPTED = "accepted"        # the new baseline; `drifted` cleared
+    REACTIVATED = "reactivated"  # and, withdrawn for the drift (DRIFT_POLICY=withdraw), active again
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    outcome: Acceptance
+    registration: RegistrationPublic
+
+
+OWN_REGISTRATION = ("An administrator may not accept a drift of a registration they submitted; "
+                    "ask another administrator.")
+
+
+def _accepted(row: asyncpg.Record | None, *, actor: Actor) -> Accepted:
+    """What the acceptance statement answered: the outcome, or the domain error it means. The row's
+    registration columns are read before the statement's own writes, so the answer takes the
+    attestation (and, reactivated, the publication) those writes made."""
     if row is None:
-        raise NotFound("Registration not found.")
+        raise NotFound(NOT_FOUND)
     if row["owner"] == actor.user_id:
-        raise Forbidden("An administrator may not accept a drift of a registration they submitted; "
-                        "ask another administrator.")
+        raise Forbidden(OWN_REGISTRATION)
     if not row["accepted"]:
         if not row["drifted"]:
             raise Conflict("Nothing to accept: the published revision has not drifted.")
         if not row["probed"]:
             raise Conflict("Nothing to accept: no ok probe of the published revision.")
         raise PreconditionFailed(NOT_LATEST)
-    answer = dict(row)
-    answer["attestation"] = row["accepted_attestation"]
+    written: dict[str, object] = {"attestation": row["accepted_attestation"]}
     if row["reactivated"]:
-        answer["publication"], answer["publication_message"] = "active", None
-    return answer
+        written |= {"publication": "active", "publication_message": None}
+    outcome = Acceptance.REACTIVATED if row["reactivated"] else Acceptance.ACCEPTED
+    return Accepted(outcome, RegistrationPublic.model_validate({**dict(row), **written}))
+
+
+async def accept(*, db: Database, actor: Actor, registration_id: UUID, probe_id: UUID | None,
+                 tools_hash: str | None) -> Accepted:
+    """Take the latest `ok` probe of the published revision as its baseline, if it is the one named; the
+    registration as it is now. Only administrators reach this (the endpoint is declared `admin`).
+
+    Writes: `attestations` (the baseline, `drifted` cleared), `registrations` (`publication`, when a withdrawal
+    ends), `audit_log` (`DriftAccepted`)."""
+    row = await db.fetchrow(_ACCEPT.sql, *_ACCEPT(registration_id=registration_id, user_id=actor.user_id,
+                                                  probe_id=probe_id, tools_hash=tools_hash))
+    return _accepted(row, actor=actor)

@@ -25,14 +25,16 @@ from typing import Any
 
 import asyncpg
 
+from shared import policy
 from shared.db import Database
 from shared.errors import NotFound
 from shared.schemas.common import has_control_characters
 from shared.schemas.feed import LATEST, FeedCursor, FeedQuery, is_server_name
 from shared.services.columns import attestation_summary
 from shared.services.registrations import like_pattern
+from shared.sql import Statement, compiled
 
-_LIVE = "r.published_revision IS NOT NULL AND r.deleted_at IS NULL"
+_LIVE = policy.PUBLISHED_LIVE
 _STAMPS = ("r.registration_id, r.published_updated_at AS updated_at, "
            "coalesce(r.published_approved_at, r.published_at) AS published_at, "
            "r.publication, r.publication_message")
@@ -49,7 +51,7 @@ SELECT {_STAMPS}, {_CONTENT}, true AS active, true AS is_latest, {_PUBLISHED_PRO
 FROM registrations AS r
 WHERE {{where}}
 ORDER BY {_NAME}, r.registration_id
-LIMIT $1
+LIMIT :limit
 """
 
 # What the feed shows of a row (`e`): its published revision, else (a row withdrawn before
@@ -80,11 +82,11 @@ CROSS JOIN LATERAL (SELECT {_LIVE} AS active) AS live
 WHERE r.published_at IS NOT NULL AND {{where}} AND (live.active OR {_NOT_HELD})
 """
 _SYNC = _PUBLISHED + """ORDER BY {order}, r.registration_id
-LIMIT $1
+LIMIT :limit
 """
 
 # Every approved revision of a live server under its current name, one per version string: the
-# published revision, else the newest approved one with that version. $3: the published one only.
+# published revision, else the newest approved one with that version. :published_only: the published one only.
 _VERSIONS = f"""
 SELECT DISTINCT ON (v.version)
     r.registration_id, r.published_updated_at AS updated_at, v.decided_at AS published_at, r.publication,
@@ -94,17 +96,17 @@ SELECT DISTINCT ON (v.version)
 FROM registrations AS r
 JOIN registration_revisions AS v
   ON v.registration_id = r.registration_id AND v.status = 'Approved' AND v.server_name = r.published_server_name
-WHERE {_LIVE} AND {_NAME} = $1 AND ($2::text IS NULL OR v.version = $2)
-  AND (NOT $3 OR v.revision = r.published_revision)
+WHERE {_LIVE} AND {_NAME} = :name AND (:version::text IS NULL OR v.version = :version)
+  AND (NOT :published_only OR v.revision = r.published_revision)
 ORDER BY v.version, v.revision = r.published_revision DESC, v.revision DESC
 """
-_BY_NAME = f"""
+_BY_NAME = Statement(f"""
 SELECT * FROM ({_VERSIONS}) AS versions
 ORDER BY revision
-"""
+""")
 # The live versions first, then departed entries, the latest change first. Rare (VS Code never
 # asks): the name of a departed entry lives in its snapshot, which no index covers.
-_BY_NAME_WITH_DELETED = f"""
+_BY_NAME_WITH_DELETED = Statement(f"""
 SELECT * FROM (
     SELECT * FROM ({_VERSIONS}) AS versions
     UNION ALL
@@ -112,49 +114,50 @@ SELECT * FROM (
            NULL::jsonb AS attestation
     FROM registrations AS r
     {_SHOWN}
-    WHERE r.published_at IS NOT NULL AND NOT ({_LIVE}) AND e.server_name = $1
-      AND ($2::text IS NULL OR e.version = $2) AND {_NOT_HELD}
+    WHERE r.published_at IS NOT NULL AND NOT ({_LIVE}) AND e.server_name = :name
+      AND (:version::text IS NULL OR e.version = :version) AND {_NOT_HELD}
 ) AS entries
 ORDER BY active DESC, CASE WHEN active THEN revision END, updated_at DESC, registration_id
-"""
+""")
 
 SERVER_NOT_FOUND = "Server not found."
 
 
-def _page_statement(query: FeedQuery) -> tuple[str, list[Any]]:
-    """The statement for this query and its arguments, built from fixed fragments only."""
+def _page_statement(query: FeedQuery) -> tuple[Statement, dict[str, Any]]:
+    """The statement for this query and its named values, built from fixed fragments only."""
     sync = query.updated_since is not None
     # As in the official registry, an incremental sync always includes what was deleted.
     departed = sync or bool(query.include_deleted)
-    arguments: list[Any] = []
+    arguments: dict[str, Any] = {"limit": query.limit + 1}
 
-    def parameter(value: Any) -> str:
-        arguments.append(value)
-        return f"${len(arguments) + 1}"
+    def parameter(name: str, value: Any) -> str:
+        arguments[name] = value
+        return f":{name}"
 
     if departed:
-        conditions = [f"r.published_updated_at > {parameter(query.updated_since)}"] if sync else []
+        conditions = [f"r.published_updated_at > {parameter('updated_since', query.updated_since)}"] if sync else []
         name, version = "e.server_name", "e.version"
         order = "r.published_updated_at" if sync else 'e.server_name COLLATE "C"'
     else:
         conditions = [_LIVE]
         name, version, order = "r.published_server_name", "r.published_version", _NAME
     if query.search is not None:
-        conditions.append(f"lower({name}) LIKE lower({parameter(like_pattern(query.search))})")
+        conditions.append(f"lower({name}) LIKE lower({parameter('search', like_pattern(query.search))})")
     if query.version is not None and query.version != LATEST:
-        conditions.append(f"{version} = {parameter(query.version)}")
+        conditions.append(f"{version} = {parameter('version', query.version)}")
     if query.cursor is not None:
         key = query.cursor.after_time if sync else query.cursor.after_key
-        conditions.append(f"({order}, r.registration_id) > ({parameter(key)}, {parameter(query.cursor.after_id)})")
+        after = f"({parameter('after_key', key)}, {parameter('after_id', query.cursor.after_id)})"
+        conditions.append(f"({order}, r.registration_id) > {after}")
     where = " AND ".join(conditions) or "true"
-    return (_SYNC if departed else _CATALOGUE).format(where=where, order=order), arguments
+    return compiled((_SYNC if departed else _CATALOGUE).format(where=where, order=order)), arguments
 
 
 async def list_servers(*, db: Database, query: FeedQuery) -> tuple[list[asyncpg.Record], FeedCursor | None]:
     """One page, and the cursor of the next one (None on the last page)."""
+    # One row more than asked (:limit) tells whether another page follows without a count.
     statement, arguments = _page_statement(query)
-    # One row more than asked tells whether another page follows without a count.
-    rows = await db.fetch(statement, query.limit + 1, *arguments)
+    rows = await db.fetch(statement.sql, *statement(**arguments))
     if len(rows) <= query.limit:
         return rows, None
     rows = rows[: query.limit]
@@ -171,14 +174,16 @@ def _could_exist(name: str, version: str) -> bool:
     return is_server_name(name) and not has_control_characters(version)
 
 
-def _by_name(include_deleted: bool) -> str:
+def _by_name(include_deleted: bool) -> Statement:
     return _BY_NAME_WITH_DELETED if include_deleted else _BY_NAME
 
 
 async def server_versions(*, db: Database, name: str, include_deleted: bool = False) -> list[asyncpg.Record]:
     """Every approved version of a live server, oldest revision first, and with `include_deleted`
     the departed entries under that name too."""
-    rows = await db.fetch(_by_name(include_deleted), name, None, False) if _could_exist(name, LATEST) else []
+    statement = _by_name(include_deleted)
+    rows = (await db.fetch(statement.sql, *statement(name=name, version=None, published_only=False))
+            if _could_exist(name, LATEST) else [])
     if not rows:
         raise NotFound(SERVER_NOT_FOUND)
     return rows
@@ -187,7 +192,8 @@ async def server_versions(*, db: Database, name: str, include_deleted: bool = Fa
 async def server_version(*, db: Database, name: str, version: str, include_deleted: bool = False
                          ) -> asyncpg.Record:
     exact = None if version == LATEST else version
-    row = (await db.fetchrow(_by_name(include_deleted), name, exact, version == LATEST)
+    statement = _by_name(include_deleted)
+    row = (await db.fetchrow(statement.sql, *statement(name=name, version=exact, published_only=version == LATEST))
            if _could_exist(name, version) else None)
     if row is None:
         raise NotFound(SERVER_NOT_FOUND)

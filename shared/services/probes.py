@@ -11,16 +11,21 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
 import asyncpg
 
+from shared import policy
 from shared.config import DriftPolicy
 from shared.db import Database
-from shared.errors import Conflict, Forbidden, NotFound, TooManyRequests
+from shared.errors import Conflict, NotFound, TooManyRequests
+from shared.policy import NOT_FOUND
+from shared.schemas.attestation import ProbePublic
 from shared.services import drift
 from shared.services.registrations import Actor
+from shared.sql import Statement
 
 if TYPE_CHECKING:  # the probe package loads only where a probe runs
     from shared.probe.result import ProbeResult
@@ -48,22 +53,23 @@ FROM (
 """
 _KNOWN_TOOLS = f"""
 SELECT coalesce(jsonb_object_agg(known.name, known.server_name), '{{}}')
-FROM ({_PUBLISHED_TOOLS}) known WHERE known.registration_id <> $1
+FROM ({_PUBLISHED_TOOLS}) known WHERE known.registration_id <> :registration_id
 """
 
 # A probe asked for through the API: the target, and the reservation of the one-a-minute slot in
 # the same statement (only for a caller who may ask, only while probing is on), so that racing
 # requests cannot both pass. The outer SELECT sees the queue row as it was before the reservation.
-_REQUEST = f"""
+_REQUEST = Statement(f"""
 WITH r AS (
     SELECT registration_id, endpoint_url, transport, available_tools, revision,
            published_revision IS NOT NULL AS public, submitter_id
-    FROM registrations WHERE registration_id = $1 AND deleted_at IS NULL
+    FROM registrations WHERE registration_id = :registration_id AND deleted_at IS NULL
 ), reserved AS (
     INSERT INTO probe_queue (registration_id, requested_at)
-    SELECT registration_id, now() FROM r WHERE $4 AND ($2 OR r.submitter_id = $3)
+    SELECT registration_id, now() FROM r WHERE :enabled AND {policy.OWNER_OR_ADMIN}
     ON CONFLICT (registration_id) DO UPDATE SET requested_at = excluded.requested_at
-    WHERE probe_queue.requested_at IS NULL OR probe_queue.requested_at <= now() - make_interval(secs => $5)
+    WHERE probe_queue.requested_at IS NULL
+       OR probe_queue.requested_at <= now() - make_interval(secs => :interval)
     RETURNING registration_id
 ), attested AS (
     {drift.ATTESTED.format(source="reserved")}
@@ -73,20 +79,20 @@ SELECT r.*, now() AS now,
        EXISTS (SELECT 1 FROM reserved) AS reserved,
        CASE WHEN EXISTS (SELECT 1 FROM reserved) THEN ({_KNOWN_TOOLS}) END AS known_tools
 FROM r
-"""
+""")
 
 _RECORD = drift.record_statement(probe_columns=PROBE_COLUMNS)
 
 # A batch of due registrations, leased to this worker; rows another worker holds are skipped.
-_CLAIM = f"""
+_CLAIM = Statement(f"""
 WITH due AS (
     SELECT q.registration_id FROM probe_queue q
-    WHERE q.due_at <= $1 AND (q.claimed_until IS NULL OR q.claimed_until < now())
+    WHERE q.due_at <= :round_started AND (q.claimed_until IS NULL OR q.claimed_until < now())
     ORDER BY q.due_at, q.registration_id
-    LIMIT $2
+    LIMIT :batch
     FOR UPDATE OF q SKIP LOCKED
 ), leased AS (
-    UPDATE probe_queue q SET claimed_until = now() + make_interval(secs => $3)
+    UPDATE probe_queue q SET claimed_until = now() + make_interval(secs => :lease_seconds)
     FROM due WHERE q.registration_id = due.registration_id
     RETURNING q.registration_id, q.queued
 ), attested AS (
@@ -104,43 +110,43 @@ CROSS JOIN LATERAL (
     WHERE NOT leased.queued AND r.published_revision IS NOT NULL
 ) AS probed
 WHERE r.deleted_at IS NULL
-"""
+""")
 
 # One page of a registration's probes (`columns` of probe row `p`), newest first, for a reader who
 # may see them; the registration row alone (a NULL probe) when there are none.
-_PAGE = """
+_PAGE = f"""
 SELECT r.published_revision IS NOT NULL AS public, r.submitter_id, page.*
 FROM registrations r
 LEFT JOIN LATERAL (
-    SELECT {columns} FROM probes AS p
-    WHERE p.registration_id = r.registration_id AND ($2 OR r.submitter_id = $3)
+    SELECT {{columns}} FROM probes AS p
+    WHERE p.registration_id = r.registration_id AND {policy.OWNER_OR_ADMIN}
     ORDER BY p.checked_at DESC, p.probe_id DESC
-    LIMIT $4 OFFSET $5
+    LIMIT :limit OFFSET :offset
 ) page ON true
-WHERE r.registration_id = $1 AND r.deleted_at IS NULL
+WHERE r.registration_id = :registration_id AND r.deleted_at IS NULL
 """
-_PROBES = _PAGE.format(columns=", ".join(f"p.{column.strip()}" for column in PROBE_COLUMNS.split(",")))
-_SUMMARIES = _PAGE.format(columns=SUMMARY_COLUMNS)
-# One probe by id ($6), like the page.
-_PROBE = f"""
+_PROBES = Statement(_PAGE.format(columns=", ".join(f"p.{column.strip()}" for column in PROBE_COLUMNS.split(","))))
+_SUMMARIES = Statement(_PAGE.format(columns=SUMMARY_COLUMNS))
+# One probe by id, like the page.
+_PROBE = Statement(f"""
 SELECT r.published_revision IS NOT NULL AS public, r.submitter_id, p.*
 FROM registrations r
 LEFT JOIN LATERAL (
     SELECT {PROBE_COLUMNS} FROM probes
-    WHERE registration_id = r.registration_id AND probe_id = $4 AND ($2 OR r.submitter_id = $3)
+    WHERE registration_id = r.registration_id AND probe_id = :probe_id AND {policy.OWNER_OR_ADMIN}
 ) p ON true
-WHERE r.registration_id = $1 AND r.deleted_at IS NULL
-"""
+WHERE r.registration_id = :registration_id AND r.deleted_at IS NULL
+""")
 
-# Pruning: the probes of up to $2 registrations probed since they were last pruned, less those
-# kept: the newest $1, the baseline's, the latest `ok` probe of the published revision (the next
+# Pruning: the probes of up to :batch registrations probed since they were last pruned, less those
+# kept: the newest :history, the baseline's, the latest `ok` probe of the published revision (the next
 # baseline, an acceptance and the shadowing rule read it), and those the audit trail names.
-_PRUNE = """
+_PRUNE = Statement("""
 WITH due AS (
     SELECT q.registration_id, q.last_checked_at FROM probe_queue q
     WHERE q.last_checked_at IS NOT NULL AND (q.pruned_at IS NULL OR q.last_checked_at > q.pruned_at)
     ORDER BY q.last_checked_at
-    LIMIT $2
+    LIMIT :batch
     FOR UPDATE OF q SKIP LOCKED
 ), marked AS (
     UPDATE probe_queue q SET pruned_at = due.last_checked_at
@@ -149,7 +155,7 @@ WITH due AS (
 ), kept AS (
     SELECT newest.probe_id FROM marked AS m CROSS JOIN LATERAL (
         SELECT probe_id FROM probes WHERE registration_id = m.registration_id
-        ORDER BY checked_at DESC, probe_id DESC LIMIT $1
+        ORDER BY checked_at DESC, probe_id DESC LIMIT :history
     ) AS newest
     UNION
     SELECT CASE WHEN a.baseline->>'probe_id' ~ '^[0-9a-f-]{36}$' THEN (a.baseline->>'probe_id')::uuid END
@@ -172,14 +178,14 @@ WITH due AS (
     RETURNING p.probe_id
 )
 SELECT (SELECT count(*) FROM marked) AS registrations, (SELECT count(*) FROM pruned) AS probes
-"""
+""")
 
-# A target whose probe could not be recorded at all: its lease ends and its next check waits $2 s,
-# so it neither holds the head of the queue nor is probed again at once.
-_DEFER = """
-UPDATE probe_queue SET claimed_until = NULL, due_at = greatest(due_at, now() + make_interval(secs => $2))
-WHERE registration_id = $1
-"""
+# A target whose probe could not be recorded at all: its lease ends and its next check waits
+# :seconds, so it neither holds the head of the queue nor is probed again at once.
+_DEFER = Statement("""
+UPDATE probe_queue SET claimed_until = NULL, due_at = greatest(due_at, now() + make_interval(secs => :seconds))
+WHERE registration_id = :registration_id
+""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,18 +201,18 @@ class Target:
 
 def _check_reader(actor: Actor, public: bool, submitter_id: UUID) -> None:
     """Probes are visible like the audit trail: to administrators and the submitter."""
-    if actor.is_admin or submitter_id == actor.user_id:
-        return
-    if public:
-        raise Forbidden("Only the submitter or an administrator may read or ask for probes.")
-    raise NotFound("Registration not found.")
+    policy.full_access(actor, submitter_id=submitter_id, public=public,
+                       forbidden="Only the submitter or an administrator may read or ask for probes.")
 
 
 async def request(*, db: Database, actor: Actor, registration_id: UUID, enabled: bool, interval: float) -> Target:
-    """What to probe for `POST .../probe`, with its one-a-minute slot reserved."""
-    row = await db.fetchrow(_REQUEST, registration_id, actor.is_admin, actor.user_id, enabled, interval)
+    """What to probe for `POST .../probe`, with its one-a-minute slot reserved.
+
+    Writes: `probe_queue` (`requested_at`), `attestations` (the row, made before the probe runs)."""
+    row = await db.fetchrow(_REQUEST.sql, *_REQUEST(registration_id=registration_id, is_admin=actor.is_admin,
+                                                    user_id=actor.user_id, enabled=enabled, interval=interval))
     if row is None:
-        raise NotFound("Registration not found.")
+        raise NotFound(NOT_FOUND)
     _check_reader(actor, row["public"], row["submitter_id"])
     if not enabled:
         raise Conflict("Probing is off: PROBE_ENABLED is not true.")
@@ -230,52 +236,74 @@ UNSTORABLE = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyn
               asyncpg.RaiseError, ValueError, TypeError, RecursionError)
 
 
+class Storage(Enum):
+    STORED = "stored"      # as the endpoint answered (clipped to the caps)
+    REFUSED = "refused"    # the database refused what it answered: stored as a failed probe instead
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    outcome: Storage
+    probe: ProbePublic
+
+
 async def record(*, db: Database, target: Target, result: ProbeResult, drift_policy: DriftPolicy,
-                 requested_by: UUID | None = None) -> asyncpg.Record:
+                 requested_by: UUID | None = None) -> Recorded:
     """Store a probe and apply it to the registration's attestation (drift included), in one statement.
 
     A probe the database refuses is stored as what it is, a failed probe (`refused`, naming the
     refusal, nothing the endpoint sent), so the latest probe never silently stays an older one.
+
+    Writes: `probes` (the probe), `attestations` (summaries, baseline, drift), `registrations` (`publication`, when
+    `DRIFT_POLICY=withdraw` withdraws it), `audit_log` (`Drifted`), `probe_queue` (next due, lease, `last_checked_at`).
     """
     try:
-        return await _record(db, target, result.clipped(), drift_policy, requested_by)
+        return Recorded(Storage.STORED, await _record(db, target, result.clipped(), drift_policy, requested_by))
     except UNSTORABLE as refusal:
         logger.warning("probe of %s could not be stored (%s); recorded as refused", target.registration_id,
                        type(refusal).__name__)
         failed = result.failed("refused", f"the registry could not store the endpoint's answer "
                                           f"({type(refusal).__name__})")
-        return await _record(db, target, failed, drift_policy, requested_by)
+        return Recorded(Storage.REFUSED, await _record(db, target, failed, drift_policy, requested_by))
 
 
 async def _record(db: Database, target: Target, result: ProbeResult, drift_policy: DriftPolicy,
-                  requested_by: UUID | None) -> asyncpg.Record:
-    row = await db.fetchrow(
-        _RECORD, target.registration_id, target.revision, target.trigger, requested_by, result.checked_at,
-        result.outcome, result.duration_ms, result.protocol_version, result.server_info, result.instructions,
-        result.tools, result.prompts, result.resources, result.tools_hash,
-        [finding.as_json() for finding in result.findings], result.error, result.auth, drift_policy,
-        WITHDRAWN_MESSAGE, result.findings_omitted)
+                  requested_by: UUID | None) -> ProbePublic:
+    row = await db.fetchrow(_RECORD.sql, *_RECORD(
+        registration_id=target.registration_id, revision=target.revision, trigger=target.trigger,
+        requested_by=requested_by, checked_at=result.checked_at, outcome=result.outcome,
+        duration_ms=result.duration_ms, protocol_version=result.protocol_version, server_info=result.server_info,
+        instructions=result.instructions, tools=result.tools, prompts=result.prompts, resources=result.resources,
+        tools_hash=result.tools_hash, findings=[finding.as_json() for finding in result.findings],
+        error=result.error, auth=result.auth, findings_omitted=result.findings_omitted, drift_policy=drift_policy,
+        withdrawn_message=WITHDRAWN_MESSAGE))
     assert row is not None
-    return row
+    return ProbePublic.model_validate(dict(row))
 
 
 async def defer(*, db: Database, registration_id: UUID, seconds: float) -> None:
-    """End the lease of a target whose probe could not be recorded, and push its next check back."""
-    await db.fetchval(_DEFER, registration_id, seconds)
+    """End the lease of a target whose probe could not be recorded, and push its next check back.
+
+    Writes: `probe_queue` (`claimed_until`, `due_at`)."""
+    await db.fetchval(_DEFER.sql, *_DEFER(registration_id=registration_id, seconds=seconds))
 
 
 async def prune(*, db: Database, history: int, batch: int) -> tuple[int, int]:
     """Delete old probes of up to `batch` registrations probed since their last pruning; returns
     (registrations pruned, probes deleted). Kept: the newest `history`, the baseline's, the latest
-    `ok` probe of the published revision, and every probe the audit trail names."""
-    row = await db.fetchrow(_PRUNE, history, batch)
+    `ok` probe of the published revision, and every probe the audit trail names.
+
+    Writes: `probe_queue` (`pruned_at`), `probes` (deleted)."""
+    row = await db.fetchrow(_PRUNE.sql, *_PRUNE(history=history, batch=batch))
     assert row is not None
     return int(row["registrations"]), int(row["probes"])
 
 
 async def claim(*, db: Database, round_started: datetime, batch: int, lease_seconds: float) -> list[Target]:
-    """Due registrations (least recently checked first), leased so no other worker takes them."""
-    rows = await db.fetch(_CLAIM, round_started, batch, lease_seconds)
+    """Due registrations (least recently checked first), leased so no other worker takes them.
+
+    Writes: `probe_queue` (`claimed_until`), `attestations` (the row, made before the probe runs)."""
+    rows = await db.fetch(_CLAIM.sql, *_CLAIM(round_started=round_started, batch=batch, lease_seconds=lease_seconds))
     if not rows:
         return []
     # The round reads every published server's tools once; a registration is not its own shadow.
@@ -290,18 +318,20 @@ async def claim(*, db: Database, round_started: datetime, batch: int, lease_seco
 async def page(*, db: Database, actor: Actor, registration_id: UUID, limit: int, offset: int,
                summaries: bool = False) -> list[asyncpg.Record]:
     """One page of the registration's probes, newest first: whole, or as summaries."""
-    rows = await db.fetch(_SUMMARIES if summaries else _PROBES, registration_id, actor.is_admin, actor.user_id,
-                          limit, offset)
+    statement = _SUMMARIES if summaries else _PROBES
+    rows = await db.fetch(statement.sql, *statement(registration_id=registration_id, is_admin=actor.is_admin,
+                                                    user_id=actor.user_id, limit=limit, offset=offset))
     if not rows:
-        raise NotFound("Registration not found.")
+        raise NotFound(NOT_FOUND)
     _check_reader(actor, rows[0]["public"], rows[0]["submitter_id"])
     return [row for row in rows if row["probe_id"] is not None]
 
 
 async def one(*, db: Database, actor: Actor, registration_id: UUID, probe_id: UUID) -> asyncpg.Record:
-    row = await db.fetchrow(_PROBE, registration_id, actor.is_admin, actor.user_id, probe_id)
+    row = await db.fetchrow(_PROBE.sql, *_PROBE(registration_id=registration_id, is_admin=actor.is_admin,
+                                                user_id=actor.user_id, probe_id=probe_id))
     if row is None:
-        raise NotFound("Registration not found.")
+        raise NotFound(NOT_FOUND)
     _check_reader(actor, row["public"], row["submitter_id"])
     if row["probe_id"] is None:
         raise NotFound("This registration has no probe with this id.")

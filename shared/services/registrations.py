@@ -12,17 +12,21 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
 
+from shared import policy
 from shared.config import ReviewSettings
 from shared.db import Database
 from shared.errors import Conflict, NotFound, TooManyRequests
-from shared.schemas.registrations import RegistrationCreate, RegistrationQuery
+from shared.policy import NOT_FOUND
+from shared.schemas.registrations import RegistrationCreate, RegistrationPublic, RegistrationQuery
 from shared.services import columns, namespaces
+from shared.sql import Statement, compiled
 
 # Each retry sees the names committed by the racers before it, so N racers need at most N tries.
 _NAME_ATTEMPTS = 20
@@ -76,24 +80,25 @@ def too_many_pending(review: ReviewSettings) -> TooManyRequests:
 _NAME_HELD = ("SELECT 1 FROM registration_claims"
               " WHERE field = 'server_name' AND value = {name} AND registration_id IS NOT NULL")
 _CANDIDATE_NAME = f"""
-    CASE WHEN NOT EXISTS ({_NAME_HELD.format(name="$7::text")}) THEN $7::text ELSE (
-        SELECT $7::text || '-' || suffix FROM generate_series(2, {_MAX_SUFFIX}) AS suffix
-        WHERE NOT EXISTS ({_NAME_HELD.format(name="$7::text || '-' || suffix")})
+    CASE WHEN NOT EXISTS ({_NAME_HELD.format(name=":derived::text")}) THEN :derived::text ELSE (
+        SELECT :derived::text || '-' || suffix FROM generate_series(2, {_MAX_SUFFIX}) AS suffix
+        WHERE NOT EXISTS ({_NAME_HELD.format(name=":derived::text || '-' || suffix")})
         ORDER BY suffix LIMIT 1
     ) END
 """
 
 # The submitter's row of the review queue is locked first; a second submission waits for the
 # first to commit and then reads the count it left (kept by a trigger of migration 0003).
-_CREATE = f"""
+_CREATE = Statement(f"""
 WITH admitted AS (
-    INSERT INTO review_queue AS q (submitter_id) VALUES ($6)
-    ON CONFLICT (submitter_id) DO UPDATE SET pending = q.pending WHERE q.pending < $11
+    INSERT INTO review_queue AS q (submitter_id) VALUES (:user_id)
+    ON CONFLICT (submitter_id) DO UPDATE SET pending = q.pending WHERE q.pending < :max_pending
     RETURNING submitter_id
 ), inserted AS (
     INSERT INTO registrations AS r (endpoint_url, endpoint_name, description, owner_contact, available_tools,
                                     submitter_id, server_name, transport, version)
-    SELECT $1, $2, $3, $4, $5, $6, coalesce($8, {_CANDIDATE_NAME}), $9, $10 FROM admitted
+    SELECT :endpoint_url, :endpoint_name, :description, :owner_contact, :available_tools, :user_id,
+           coalesce(:server_name, {_CANDIDATE_NAME}), :transport, :version FROM admitted
     RETURNING {columns.latest()}
 ), revision AS (
     INSERT INTO registration_revisions (registration_id, revision, {", ".join(columns.CONTENT)},
@@ -106,20 +111,40 @@ WITH admitted AS (
     FROM inserted
 )
 SELECT inserted.* FROM (SELECT 1) AS one LEFT JOIN inserted ON true
-"""
+""")
 
 
-async def create(*, db: Database, actor: Actor, data: RegistrationCreate, review: ReviewSettings) -> asyncpg.Record:
+class Creation(Enum):
+    CREATED = "created"  # revision 1, Pending
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    outcome: Creation
+    registration: RegistrationPublic
+
+
+def _created(row: asyncpg.Record | None, *, review: ReviewSettings) -> Created:
+    """What the create statement answered: the outcome, or the domain error it means."""
+    assert row is not None
+    if row["registration_id"] is None:
+        raise too_many_pending(review)
+    return Created(Creation.CREATED, columns.registration(row))
+
+
+async def create(*, db: Database, actor: Actor, data: RegistrationCreate, review: ReviewSettings) -> Created:
+    """Writes: `registrations` (the new row), `registration_revisions` (revision 1), `review_queue`,
+    `registration_claims` (a trigger), `audit_log` (`Created`)."""
     if data.server_name and not actor.is_admin:
         namespaces.check(data.server_name, data.endpoint_url)
     derived = None if data.server_name else derive_server_name(data.endpoint_url, data.endpoint_name)
     for attempt in range(_NAME_ATTEMPTS):
         try:
-            row = await db.fetchrow(
-                _CREATE, data.endpoint_url, data.endpoint_name, data.description, data.owner_contact,
-                data.available_tools, actor.user_id, derived, data.server_name, data.transport, data.version,
-                review.max_pending_per_user,
-            )
+            row = await db.fetchrow(_CREATE.sql, *_CREATE(
+                endpoint_url=data.endpoint_url, endpoint_name=data.endpoint_name, description=data.description,
+                owner_contact=data.owner_contact, available_tools=data.available_tools, user_id=actor.user_id,
+                derived=derived, server_name=data.server_name, transport=data.transport, version=data.version,
+                max_pending=review.max_pending_per_user))
         except asyncpg.UniqueViolationError as error:
             # Two submissions may derive the same free name at once; the loser takes the next one.
             racing_on_derived_name = derived is not None and error.constraint_name == "registration_claims_server_name"
@@ -128,26 +153,23 @@ async def create(*, db: Database, actor: Actor, data: RegistrationCreate, review
             raise columns.conflict(error) from None
         except asyncpg.NotNullViolationError:
             raise Conflict(f"No free server_name near {derived}; give one explicitly.") from None
-        assert row is not None
-        if row["registration_id"] is None:
-            raise too_many_pending(review)
-        return row
+        return _created(row, review=review)
     raise AssertionError("unreachable")
 
 
-# $2 (the admin flag) and $3 (the caller) are parameters of every read and list.
-FULL_VIEW = "($2::boolean OR r.submitter_id = $3::uuid)"
-_VISIBLE = f"(r.deleted_at IS NULL AND ({FULL_VIEW} OR r.published_revision IS NOT NULL))"
+# :is_admin and :user_id are parameters of every read and list.
+FULL_VIEW = policy.OWNER_OR_ADMIN
+_VISIBLE = policy.visible()
+_GET = Statement(f"SELECT {columns.viewed_by(FULL_VIEW)} FROM registrations AS r "
+                 f"WHERE r.registration_id = :registration_id AND {_VISIBLE}")
 
 
-async def get(*, db: Database, actor: Actor, registration_id: UUID) -> asyncpg.Record:
-    row = await db.fetchrow(
-        f"SELECT {columns.viewed_by(FULL_VIEW)} FROM registrations AS r WHERE r.registration_id = $1 AND {_VISIBLE}",
-        registration_id, actor.is_admin, actor.user_id,
-    )
+async def get(*, db: Database, actor: Actor, registration_id: UUID) -> RegistrationPublic:
+    row = await db.fetchrow(_GET.sql, *_GET(registration_id=registration_id, is_admin=actor.is_admin,
+                                            user_id=actor.user_id))
     if row is None:
-        raise NotFound("Registration not found.")
-    return row
+        raise NotFound(NOT_FOUND)
+    return columns.registration(row)
 
 
 _LATEST_SEARCH = ("lower(r.endpoint_name || chr(31) || r.owner_contact || chr(31) || r.endpoint_url || chr(31)"
@@ -155,15 +177,16 @@ _LATEST_SEARCH = ("lower(r.endpoint_name || chr(31) || r.owner_contact || chr(31
 _PUBLISHED_SEARCH = ("lower(r.published_endpoint_name || chr(31) || r.published_owner_contact || chr(31)"
                      " || r.published_endpoint_url || chr(31) || coalesce(r.published_description, ''))")
 # Someone else's registration, seen at its published revision.
-_OTHERS_PUBLISHED = "(r.submitter_id <> $3::uuid AND r.published_revision IS NOT NULL)"
+_OTHERS_PUBLISHED = "(r.submitter_id <> :user_id::uuid AND r.published_revision IS NOT NULL)"
 
 
 _ATTESTATION = "SELECT 1 FROM attestations AS a WHERE a.registration_id = r.registration_id"
 _DRIFTED = "a.drifted AND a.baseline_revision = r.published_revision"
 
 
-def list_filter(query: RegistrationQuery, *, own_only: bool, is_admin: bool) -> tuple[str, list[Any]]:
-    """A WHERE clause built only from fixed fragments; every value is a parameter.
+def list_filter(query: RegistrationQuery, *, own_only: bool, is_admin: bool) -> tuple[str, dict[str, Any]]:
+    """A WHERE clause built only from fixed fragments, and the values of its named parameters beyond
+    :is_admin and :user_id (which every list binds).
 
     An administrator's list and anyone's own list filter the latest revisions. Anyone else's
     list is their own latest revisions beside others' published ones: each filter is an OR of
@@ -172,41 +195,41 @@ def list_filter(query: RegistrationQuery, *, own_only: bool, is_admin: bool) -> 
     latest_only = own_only or is_admin
     # The caller's own live rows are all visible. Left without the admin flag, the count reads
     # idx_registrations_submitter_id alone (index-only): 20,000 rows of a heavy submitter cost
-    # ~1.5 ms instead of ~75 ms (bench/README.md). $2 must still appear once for PostgreSQL to
-    # know its type; the admin flag is never null, so the test is always true.
+    # ~1.5 ms instead of ~75 ms (bench/README.md). :is_admin still appears, so that every list
+    # binds the same names; the admin flag is never null, so the test is always true.
     if own_only:
-        conditions = ["r.deleted_at IS NULL AND r.submitter_id = $3::uuid AND $2::boolean IS NOT NULL"]
+        conditions = ["r.deleted_at IS NULL AND r.submitter_id = :user_id::uuid AND :is_admin::boolean IS NOT NULL"]
     else:
         conditions = [_VISIBLE]
-    arguments: list[Any] = []
+    arguments: dict[str, Any] = {}
 
-    def parameter(value: Any) -> str:
-        arguments.append(value)
-        return f"${len(arguments) + 3}"
+    def parameter(name: str, value: Any) -> str:
+        arguments[name] = value
+        return f":{name}"
 
     if query.status is not None:
-        status = parameter(query.status)
+        status = parameter("status", query.status)
         if latest_only:
             conditions.append(f"r.status = {status}")
         elif query.status == "Approved":
-            conditions.append(f"((r.submitter_id = $3::uuid AND r.status = {status}) OR {_OTHERS_PUBLISHED})")
+            conditions.append(f"((r.submitter_id = :user_id::uuid AND r.status = {status}) OR {_OTHERS_PUBLISHED})")
         else:
-            conditions.append(f"(r.submitter_id = $3::uuid AND r.status = {status})")
+            conditions.append(f"(r.submitter_id = :user_id::uuid AND r.status = {status})")
     if query.submitter_id is not None:
-        conditions.append(f"r.submitter_id = {parameter(query.submitter_id)}")
+        conditions.append(f"r.submitter_id = {parameter('submitter_id', query.submitter_id)}")
     if query.search is not None:
-        pattern = f"lower({parameter(like_pattern(query.search))})"
+        pattern = f"lower({parameter('search', like_pattern(query.search))})"
         if latest_only:
             conditions.append(f"{_LATEST_SEARCH} LIKE {pattern}")
         else:
-            conditions.append(f"((r.submitter_id = $3::uuid AND {_LATEST_SEARCH} LIKE {pattern})"
+            conditions.append(f"((r.submitter_id = :user_id::uuid AND {_LATEST_SEARCH} LIKE {pattern})"
                               f" OR ({_OTHERS_PUBLISHED} AND {_PUBLISHED_SEARCH} LIKE {pattern}))")
     # Administrators' filters (the route refuses them to anyone else), on the latest probe.
     attested = []
     if query.outcome is not None:
-        attested.append(f"a.latest->>'outcome' = {parameter(query.outcome)}")
+        attested.append(f"a.latest->>'outcome' = {parameter('outcome', query.outcome)}")
     if query.findings is not None:
-        attested.append(f"(a.latest->'findings'->>{parameter(query.findings)}::text)::integer > 0")
+        attested.append(f"(a.latest->'findings'->>{parameter('findings', query.findings)}::text)::integer > 0")
     if attested:
         conditions.append(f"EXISTS ({_ATTESTATION} AND {' AND '.join(attested)})")
     if query.drifted is not None:
@@ -228,8 +251,7 @@ async def list_page(*, db: Database, actor: Actor, query: RegistrationQuery, own
     more than the page itself, and no one pages that far by offset.
     """
     where, arguments = list_filter(query, own_only=own_only, is_admin=actor.is_admin)
-    rows = await db.fetch(
-        f"""
+    statement = compiled(f"""
         SELECT counted.total, page.*
         FROM (
             SELECT count(*) AS total
@@ -241,33 +263,41 @@ async def list_page(*, db: Database, actor: Actor, query: RegistrationQuery, own
             FROM (
                 SELECT {columns.viewed_by(FULL_VIEW, attestation=False)} FROM registrations AS r WHERE {where}
                 ORDER BY r.created_at DESC, r.registration_id DESC
-                LIMIT $1 OFFSET ${len(arguments) + 4}
+                LIMIT :limit OFFSET :offset
             ) AS r
             ORDER BY r.created_at DESC, r.registration_id DESC
         ) AS page ON true
-        """,
-        query.limit, actor.is_admin, actor.user_id, *arguments, query.offset,
-    )
+        """)
+    rows = await db.fetch(statement.sql, *statement(limit=query.limit, offset=query.offset, is_admin=actor.is_admin,
+                                                    user_id=actor.user_id, **arguments))
     total = int(rows[0]["total"])
     return Page(min(total, TOTAL_CAP), total <= TOTAL_CAP, [row for row in rows if row["registration_id"] is not None])
 
 
 # Deleting frees the URL and the name (the claims trigger) and, for a published registration,
 # is a change the feed's incremental sync announces.
-_DELETE = """
+_DELETE = Statement("""
 WITH deleted AS (
     UPDATE registrations SET deleted_at = now(),
         published_updated_at = CASE WHEN published_at IS NOT NULL THEN now() ELSE published_updated_at END
-    WHERE registration_id = $1 AND deleted_at IS NULL
+    WHERE registration_id = :registration_id AND deleted_at IS NULL
     RETURNING registration_id, status, revision
 ), audit AS (
     INSERT INTO audit_log (registration_id, user_id, action, previous_status, new_status, revision, metadata)
-    SELECT registration_id, $2, 'Deleted', status, NULL, revision, '{}'::jsonb FROM deleted
+    SELECT registration_id, :user_id, 'Deleted', status, NULL, revision, '{}'::jsonb FROM deleted
 )
 SELECT registration_id FROM deleted
-"""
+""")
 
 
-async def delete(*, db: Database, actor: Actor, registration_id: UUID) -> None:
-    if await db.fetchval(_DELETE, registration_id, actor.user_id) is None:
-        raise NotFound("Registration not found.")
+class Deletion(Enum):
+    DELETED = "deleted"
+
+
+async def delete(*, db: Database, actor: Actor, registration_id: UUID) -> Deletion:
+    """Writes: `registrations` (`deleted_at`), `registration_claims` and `review_queue` (triggers), `audit_log`
+    (`Deleted`)."""
+    deleted = await db.fetchval(_DELETE.sql, *_DELETE(registration_id=registration_id, user_id=actor.user_id))
+    if deleted is None:
+        raise NotFound(NOT_FOUND)
+    return Deletion.DELETED

@@ -19,6 +19,7 @@ import asyncpg
 
 from shared.auth.cache import TtlCache
 from shared.db import Database
+from shared.sql import Statement
 
 if TYPE_CHECKING:
     from shared.auth.principal import Principal
@@ -34,10 +35,10 @@ _COLUMNS = "user_id, entra_id, email, display_name, is_admin, created_at, update
 # When ON CONFLICT … DO UPDATE … WHERE finds nothing to change it returns no row, so the
 # second branch reads the existing one; it can only see rows committed before the statement
 # began, which is why `resolve` asks once more when a concurrent first sign-in won the race.
-_UPSERT = f"""
+_UPSERT = Statement(f"""
 WITH upserted AS (
     INSERT INTO users (entra_id, email, display_name, is_admin)
-    VALUES ($1, $2, $3, $4)
+    VALUES (:entra_id, :email, :display_name, :is_admin)
     ON CONFLICT (entra_id) DO UPDATE
         SET email = excluded.email, display_name = excluded.display_name, is_admin = excluded.is_admin
         WHERE users.email IS DISTINCT FROM excluded.email
@@ -48,10 +49,10 @@ WITH upserted AS (
 SELECT * FROM upserted
 UNION ALL
 SELECT {_COLUMNS}, false AS created FROM users
-WHERE entra_id = $1 AND NOT EXISTS (SELECT 1 FROM upserted)
-"""
+WHERE entra_id = :entra_id AND NOT EXISTS (SELECT 1 FROM upserted)
+""")
 
-_SELECT_BY_ID = f"SELECT {_COLUMNS} FROM users WHERE user_id = $1"
+_SELECT_BY_ID = Statement(f"SELECT {_COLUMNS} FROM users WHERE user_id = :user_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,17 +80,19 @@ def reset() -> None:
 
 
 async def resolve(*, db: Database, principal: Principal, is_admin: bool) -> tuple[UserRow, bool]:
-    """The principal's row, created or brought up to date, and whether it was created now."""
+    """The principal's row, created or brought up to date, and whether it was created now.
+
+    Writes: `users` (the row, or its `email`, `display_name`, `is_admin`), unless remembered as current."""
     email, display_name = _storable(principal)
     remembered = _recent.get(principal.oid)
     if remembered is not None and (remembered.email, remembered.display_name, remembered.is_admin) == (
         email, display_name, is_admin
     ):
         return remembered, False
-    arguments = (principal.oid, email, display_name, is_admin)
-    record = await db.fetchrow(_UPSERT, *arguments)
+    arguments = _UPSERT(entra_id=principal.oid, email=email, display_name=display_name, is_admin=is_admin)
+    record = await db.fetchrow(_UPSERT.sql, *arguments)
     if record is None:  # a concurrent first sign-in of the same person won the race; see _UPSERT
-        record = await db.fetchrow(_UPSERT, *arguments)
+        record = await db.fetchrow(_UPSERT.sql, *arguments)
     if record is None:
         raise RuntimeError("the users upsert returned no row twice")
     row = UserRow.from_record(record)
@@ -98,7 +101,7 @@ async def resolve(*, db: Database, principal: Principal, is_admin: bool) -> tupl
 
 
 async def get_user(*, db: Database, user_id: uuid.UUID) -> UserRow | None:
-    record = await db.fetchrow(_SELECT_BY_ID, user_id)
+    record = await db.fetchrow(_SELECT_BY_ID.sql, *_SELECT_BY_ID(user_id=user_id))
     return None if record is None else UserRow.from_record(record)
 
 

@@ -17,27 +17,12 @@ from typing import Any, cast
 import pytest
 from pycep import BicepParser
 
+from tests.settings_names import LOCAL_ONLY, PLATFORM_SETTINGS, REQUIRED, load_settings, settings_the_app_reads
+
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 BICEP_FILES = sorted(path.relative_to(INFRA).as_posix() for path in INFRA.rglob("*.bicep"))
 POSTGRES_API_VERSION = "2025-08-01"
 
-# What the Functions host and the telemetry distro read, besides the settings of shared/config.py
-# (which the tests below derive from the code itself).
-PLATFORM_SETTINGS = {
-    "AzureWebJobsStorage__accountName",
-    "AzureWebJobsStorage__credential",
-    "AzureWebJobsStorage__clientId",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
-    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
-    "OTEL_LOGS_EXPORTER",
-    # azure-identity picks the managed identity by it (shared/config.py reads it only to explain a
-    # missing ENTRA_API_CLIENT_ID).
-    "AZURE_CLIENT_ID",
-}
-# Settings the app reads that are deliberately never deployed, with the reason. None today: every
-# setting of shared/config.py is a parameter of main.bicep.
-LOCAL_ONLY: dict[str, str] = {}
 # Settings the Bicep deploys with a value other than the app's default, and why.
 DEPLOYED_DIFFERENTLY = {
     "DATABASE_URL": "required: the server the template creates, as the app's identity",
@@ -333,45 +318,6 @@ def test_no_platform_cors_on_flex_consumption() -> None:
         "https://a.example,https://b.example")
 
 
-class Recording(dict[str, str]):
-    """An environment that notes every name the settings ask for."""
-
-    def __init__(self, values: Mapping[str, str]) -> None:
-        super().__init__(values)
-        self.asked: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.asked.add(key)
-        return super().get(key, default)
-
-    def __getitem__(self, key: str) -> str:
-        self.asked.add(key)
-        return super().__getitem__(key)
-
-    def __contains__(self, key: object) -> bool:
-        if isinstance(key, str):
-            self.asked.add(key)
-        return super().__contains__(key)
-
-
-REQUIRED = {"DATABASE_URL": "postgresql://app@db.example.com:5432/registry",
-            "ENTRA_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-            "ENTRA_API_CLIENT_ID": "6c1f3c2e-3b7a-4a8e-9d43-0f6f1d6a2b10"}
-
-
-def load_settings(environment: Mapping[str, str]) -> tuple[Any, Any]:
-    from shared.config import ProbeSettings, Settings
-
-    return Settings.from_env(environment), ProbeSettings.from_env(environment)
-
-
-def settings_the_app_reads() -> set[str]:
-    """Every name shared/config.py asks the environment for when the app's settings are loaded."""
-    environment = Recording(REQUIRED)
-    load_settings(environment)
-    return environment.asked
-
-
 def deployed_settings(**parameters: Any) -> dict[str, Any]:
     variables = template("main.bicep")["variables"]
     union = variables["appSettings"]["value"]["function"]
@@ -404,7 +350,8 @@ def test_every_deployed_setting_keeps_the_apps_default_unless_said_otherwise() -
         assert load_settings(REQUIRED | {name: str(deployed[name])}) == defaults, name
     # The documented differences hold, and the deployed set loads as a whole.
     assert (deployed["REVIEW_REQUIRE_MATCH"], deployed["PROBE_ENABLED"]) == ("true", "true")
-    settings, probes = load_settings({name: str(value) for name, value in deployed.items()})
+    settings = load_settings({name: str(value) for name, value in deployed.items()})
+    probes = settings.probes
     assert settings.review.require_match is True
     assert (probes.enabled, probes.schedule) == (True, "0 */15 * * * *")
     assert settings.database.pool_max_size == budget().name("dbPoolMaxSize")

@@ -1,6 +1,8 @@
-"""The egress guard: the only way a probe reaches the network.
+"""The egress guard: the only way the registry reaches a URL that someone else chose.
 
-The probe fetches URLs that users typed, from inside our network. So a host name is resolved
+Probes use it now, and the next outbound work (webhooks, package registries) goes through it too:
+it lives beside the probe package rather than in it. A probe fetches URLs that users typed, from
+inside our network. So a host name is resolved
 once, through an injectable resolver; every address it resolves to must pass
 `endpoint_policy.address_refusal` (the submission rules) unless an operator allowed its network;
 and the connection goes to the address that was checked. The pinning sits in the network backend

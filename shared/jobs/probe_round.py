@@ -1,5 +1,7 @@
-"""Running probes for the API and the timer: settings in, results stored. Nothing here holds a
-database transaction while it talks to an endpoint."""
+"""The probe round, run by the timer: drain probe queueing, then probe every due registration and
+store what each probe found, then prune old probes. The probe package probes and returns results;
+storing them is this job's. Nothing here holds a database transaction while it talks to an
+endpoint."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime
 
+from shared import events
 from shared.config import ProbeSettings
 from shared.db import Database
-from shared.probe.result import ProbeResult
+from shared.jobs import probe_queueing
 from shared.services import probes
 from shared.services.probes import Target
 
@@ -26,21 +29,17 @@ DEFER_SECONDS = 60 * 60
 PRUNE_BATCH = 500
 
 
-async def probe_target(target: Target, settings: ProbeSettings) -> ProbeResult:
-    from shared.probe import probe
-
-    return await probe(target.endpoint_url, target.transport, allowed_networks=settings.endpoints.allowed_networks,
-                       allow_http=settings.endpoints.allow_http, declared_tools=target.declared_tools,
-                       known_tools=target.known_tools)
-
-
 async def run_round(*, db: Database, settings: ProbeSettings) -> Counter[str]:
-    """Probe every due registration, least recently checked first, in bounded batches with
-    bounded concurrency, then prune old probes; returns how many probes ended in each outcome
-    (`failed` counts targets whose probe could not be recorded). One target's failure is its
-    own: the others of its batch and the later batches are probed all the same."""
-    from shared.probe.guard import TIME_LIMIT
+    """Queue what the writes since the last round asked for, then probe every due registration,
+    least recently checked first, in bounded batches with bounded concurrency, then prune old
+    probes; returns how many probes ended in each outcome (`failed` counts targets whose probe
+    could not be recorded). One target's failure is its own: the others of its batch and the later
+    batches are probed all the same."""
+    from shared.egress import TIME_LIMIT
+    from shared.probe import probe_target
 
+    # Before the round's start is taken: an entry is due at its own time, which is then before it.
+    await events.drain_all(db=db, consumer=probe_queueing.CONSUMER)
     started = datetime.now(UTC)
     outcomes: Counter[str] = Counter()
     limit = asyncio.Semaphore(settings.concurrency)
