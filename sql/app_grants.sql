@@ -51,7 +51,12 @@ BEGIN
         ('review_queue', 'pending'),
         ('attestations', 'latest, published, baseline_revision, baseline, drifted, drift_withdrawn'),
         ('probes', ''),
-        ('audit_log', '')
+        ('audit_log', ''),
+        -- A subscription's channel, secret and author are written once; deleting is soft.
+        ('subscriptions', 'url, events, description, updated_at, deleted_at'),
+        -- A delivery's event, webhook-id and body are written once: every attempt sends the same.
+        ('deliveries', 'status, attempt, due_at, leased_until, status_code, error, attempted_at'),
+        ('notification_cursor', 'last_log_id')
     LOOP
         EXECUTE format('REVOKE UPDATE ON %I FROM %I', target, app);
         IF columns <> '' THEN

@@ -37,7 +37,7 @@ COMMON = {"SELECT", "INSERT", "UPDATE"}
 EXCEPTIONS = {"audit_log": {"SELECT", "INSERT"}, "schema_migrations": set(), "probes": {"SELECT", "INSERT", "DELETE"},
               **{table: {"SELECT", "INSERT"} for table in (
                   "users", "registrations", "registration_revisions", "registration_claims", "review_queue",
-                  "attestations")}}
+                  "attestations", "subscriptions", "deliveries", "notification_cursor")}}
 # Where history lives, UPDATE reaches only the columns the app's statements (and their triggers) change.
 COLUMN_UPDATES = {
     "users": {"email", "display_name", "is_admin"},
@@ -54,6 +54,9 @@ COLUMN_UPDATES = {
     "attestations": {"latest", "published", "baseline_revision", "baseline", "drifted", "drift_withdrawn"},
     "probes": set(),
     "audit_log": set(),
+    "subscriptions": {"url", "events", "description", "updated_at", "deleted_at"},
+    "deliveries": {"status", "attempt", "due_at", "leased_until", "status_code", "error", "attempted_at"},
+    "notification_cursor": {"last_log_id"},
 }
 
 

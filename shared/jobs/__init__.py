@@ -1,0 +1,1 @@
+"""Background work that consumes the registry's events, apart from the routes."""
