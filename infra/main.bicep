@@ -549,9 +549,6 @@ param notifySchedule string = '*/10 * * * * *'
 @description('The API root as people reach it, for links in Teams cards (REGISTRY_PUBLIC_URL), e.g. https://registry.contoso.com/api. Empty: no link.')
 param registryPublicUrl string = ''
 
-@description('Mailbox that mails submitters about their revisions through Graph sendMail (NOTIFY_MAIL_SENDER); needs Mail.Send scoped to it by an application access policy. Empty: no mail.')
-param notifyMailSender string = ''
-
 @description('Test only (NOTIFY_TEST_BACKOFF_SECONDS): every delivery retry waits this many seconds instead of the backoff. Leave empty.')
 param notifyTestBackoffSeconds string = ''
 
@@ -581,7 +578,6 @@ var probeSettings = {
 var notifySettings = {
   NOTIFY_SCHEDULE: notifySchedule
   REGISTRY_PUBLIC_URL: registryPublicUrl
-  NOTIFY_MAIL_SENDER: notifyMailSender
   NOTIFY_TEST_BACKOFF_SECONDS: notifyTestBackoffSeconds
 }
 var telemetrySettings = {

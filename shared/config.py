@@ -157,15 +157,12 @@ _META_NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9
 @dataclass(frozen=True, slots=True)
 class NotifySettings:
     """Notifications (API.md, *Notifications*): the timer's schedule, where people reach the
-    registry (for links in messages), the mailbox submitters' mail is sent as, and the test-only
-    retry delay."""
+    registry (for links in messages), and the test-only retry delay."""
 
     # The Functions host reads it (%NOTIFY_SCHEDULE%); a valid schedule is always deployed.
     schedule: str = "*/10 * * * * *"
     # The API root as people reach it (behind a front door), e.g. https://registry.contoso.com/api.
     public_url: str | None = None
-    # A mailbox the app may send as (Graph sendMail); no mail while unset.
-    mail_sender: str | None = None
     # Test-only: every retry waits this many seconds instead of the backoff schedule.
     test_backoff_seconds: float | None = None
 
@@ -179,13 +176,9 @@ class NotifySettings:
         public_url = read.optional("REGISTRY_PUBLIC_URL")
         if public_url is not None and urlsplit(public_url).scheme not in ("http", "https"):
             raise ConfigError(f"REGISTRY_PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
-        sender = read.optional("NOTIFY_MAIL_SENDER")
-        if sender is not None and not re.match(r"^[^@\s]+@[^@\s]+$", sender):
-            raise ConfigError("NOTIFY_MAIL_SENDER must be the address of the mailbox mail is sent as, "
-                              "such as registry@contoso.com")
         backoff = read.optional("NOTIFY_TEST_BACKOFF_SECONDS")
         test_backoff = read.number("NOTIFY_TEST_BACKOFF_SECONDS", 0.0, 0.0, 3600.0) if backoff is not None else None
-        return cls(schedule=schedule, public_url=public_url.rstrip("/") if public_url else None, mail_sender=sender,
+        return cls(schedule=schedule, public_url=public_url.rstrip("/") if public_url else None,
                    test_backoff_seconds=test_backoff)
 
 
