@@ -537,6 +537,21 @@ var entraSettings = {
   ENTRA_ALLOW_GUESTS: entraAllowGuests ? 'true' : 'false'
   GRAPH_BASE_URL: graphBaseUrl
 }
+// ---------------------------------------------------------------------------------------------
+// Notifications (docs/notifications.md)
+// ---------------------------------------------------------------------------------------------
+
+// Always a valid schedule: an empty one fails the timer's indexing (azure-functions-host #10346).
+@description('NCRONTAB schedule of the notifications round (NOTIFY_SCHEDULE): six fields, seconds first, or five. Never empty.')
+@minLength(9)
+param notifySchedule string = '*/10 * * * * *'
+
+@description('The API root as people reach it, for links in Teams cards (REGISTRY_PUBLIC_URL), e.g. https://registry.contoso.com/api. Empty: no link.')
+param registryPublicUrl string = ''
+
+@description('Test only (NOTIFY_TEST_BACKOFF_SECONDS): every delivery retry waits this many seconds instead of the backoff. Leave empty.')
+param notifyTestBackoffSeconds string = ''
+
 var webSettings = {
   // The app answers CORS from this list; no platform CORS on Flex Consumption.
   CORS_ORIGINS: join(corsOrigins, ',')
@@ -560,6 +575,11 @@ var probeSettings = {
   PROBE_HISTORY: string(probeHistory)
   DRIFT_POLICY: driftPolicy
 }
+var notifySettings = {
+  NOTIFY_SCHEDULE: notifySchedule
+  REGISTRY_PUBLIC_URL: registryPublicUrl
+  NOTIFY_TEST_BACKOFF_SECONDS: notifyTestBackoffSeconds
+}
 var telemetrySettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   // Local auth is off on Application Insights: ingestion is by the identity's Entra token.
@@ -571,7 +591,7 @@ var telemetrySettings = {
   OTEL_LOGS_EXPORTER: 'none'
 }
 var appSettings = union(hostSettings, databaseSettings, entraSettings, webSettings, reviewSettings, probeSettings,
-  telemetrySettings)
+  notifySettings, telemetrySettings)
 
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionApp'

@@ -159,6 +159,34 @@ _META_NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9
 
 
 @dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """Notifications (API.md, *Notifications*): the timer's schedule, where people reach the
+    registry (for links in messages), and the test-only retry delay."""
+
+    # The Functions host reads it (%NOTIFY_SCHEDULE%); a valid schedule is always deployed.
+    schedule: str = "*/10 * * * * *"
+    # The API root as people reach it (behind a front door), e.g. https://registry.contoso.com/api.
+    public_url: str | None = None
+    # Test-only: every retry waits this many seconds instead of the backoff schedule.
+    test_backoff_seconds: float | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NotifySettings:
+        read = Reader(os.environ if env is None else env)
+        schedule = read.text("NOTIFY_SCHEDULE", "*/10 * * * * *")
+        if len(schedule.split()) not in (5, 6):
+            raise ConfigError(f"NOTIFY_SCHEDULE must be an NCRONTAB expression of five or six fields, such as "
+                              f"'*/10 * * * * *' (seconds first), got {schedule!r}")
+        public_url = read.optional("REGISTRY_PUBLIC_URL")
+        if public_url is not None and urlsplit(public_url).scheme not in ("http", "https"):
+            raise ConfigError(f"REGISTRY_PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
+        backoff = read.optional("NOTIFY_TEST_BACKOFF_SECONDS")
+        test_backoff = read.number("NOTIFY_TEST_BACKOFF_SECONDS", 0.0, 0.0, 3600.0) if backoff is not None else None
+        return cls(schedule=schedule, public_url=public_url.rstrip("/") if public_url else None,
+                   test_backoff_seconds=test_backoff)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     entra: EntraSettings
@@ -170,6 +198,7 @@ class Settings:
     # The feed's `_meta` key of the attestation: "<namespace>/attestation".
     meta_namespace: str
     probes: ProbeSettings
+    notify: NotifySettings = NotifySettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -194,6 +223,7 @@ class Settings:
             review=ReviewSettings.from_env(env),
             meta_namespace=namespace,
             probes=ProbeSettings.from_env(env, endpoints=endpoints),
+            notify=NotifySettings.from_env(env),
         )
 
 

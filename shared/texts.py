@@ -65,7 +65,8 @@ VISIBLE_403 = "The registration is published (so visible) but the caller is neit
 NO_CONTENT = "No content."
 # A `{name:guid}` route parameter that the host routed and Python cannot read is an unknown id.
 UNKNOWN_ID = {"registration_id": NOT_FOUND, "user_id": "No user has this id.",
-              "probe_id": "This registration has no probe with this id."}
+              "probe_id": "This registration has no probe with this id.",
+              "subscription_id": "Subscription not found."}
 NOT_MODIFIED = "Not modified: the `ETag` sent in `If-None-Match` is still current."
 
 TAGS = (
@@ -73,6 +74,8 @@ TAGS = (
     {"name": "users", "description": "The signed-in caller's user, and users for administrators."},
     {"name": "registrations", "description": "Submitting, reviewing and auditing MCP endpoints."},
     {"name": "attestation", "description": "Probes: what each registered endpoint really exposes over MCP."},
+    {"name": "notifications", "description": "Webhook and Teams subscriptions to the registry's events, and their "
+                                             "delivery log, for administrators."},
     {"name": "feed", "description": "The MCP Registry API v0.1 feed of approved servers, read by MCP clients."},
     {"name": "docs", "description": "This document and its interactive documentation."},
 )
@@ -124,6 +127,7 @@ REQUEST_HEADERS: dict[str, dict[str, Any]] = {
 PATH_PARAMETERS = {
     "registration_id": "The registration's id.",
     "user_id": "The user's id.",
+    "subscription_id": "The subscription's id.",
     "serverName": "The server's name, URL-encoded: `com.example%2Fweather` (a decoded `/` works too).",
     "version": "A version of the server, or `latest`.",
     "asset": "The file's name.",

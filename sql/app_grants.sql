@@ -53,7 +53,11 @@ BEGIN
         ('attestations', 'latest, published, baseline_revision, baseline, drifted, drift_withdrawn'),
         ('event_consumers', 'horizon, log_id'),  -- a consumer's cursor moves; its name never changes
         ('probes', ''),
-        ('audit_log', '')
+        ('audit_log', ''),
+        -- A subscription's channel, secret and author are written once; deleting is soft.
+        ('subscriptions', 'url, events, description, updated_at, deleted_at'),
+        -- A delivery's event, webhook-id and body are written once: every attempt sends the same.
+        ('deliveries', 'status, attempt, due_at, leased_until, status_code, error, attempted_at')
     LOOP
         EXECUTE format('REVOKE UPDATE ON %I FROM %I', target, app);
         IF columns <> '' THEN

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -242,7 +243,7 @@ def test_request_examples_pass_the_request_models() -> None:
         if operation.request is not None and operation.request_example is not None:
             operation.request.model_validate(operation.request_example, context=context)
             checked += 1
-    assert checked == 5
+    assert checked == 6
 
 
 def test_an_endpoint_url_validates_only_with_the_settings_given() -> None:
@@ -261,7 +262,7 @@ def test_an_endpoint_url_validates_only_with_the_settings_given() -> None:
 
 def test_every_tag_is_declared_and_used(document: dict[str, Any]) -> None:
     declared = [tag["name"] for tag in document["tags"]]
-    assert declared == ["health", "users", "registrations", "attestation", "feed", "docs"]
+    assert declared == ["health", "users", "registrations", "attestation", "notifications", "feed", "docs"]
     used = {tag for _, _, operation in operations(document) for tag in operation["tags"]}
     assert used == set(declared)
 
@@ -304,6 +305,7 @@ def test_every_operation_enforces_its_documented_access_rule(
     declared = {openapi.operation_id(entry): entry.access for entry in api.OPERATIONS}
     user, admin = make_caller(), make_caller(admin=True)
     values = {"registration_id": submit(client, user)["registration_id"], "version": "latest", "asset": "docs.js",
+              "subscription_id": str(uuid.uuid4()),
               "user_id": client.post("/users", headers=user.headers).json()["user_id"],
               "serverName": "com.example/none", "revision": "1", "probe_id": "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"}
     callers = {"anonymous": {}, "user": user.headers, "admin": admin.headers}

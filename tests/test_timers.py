@@ -60,6 +60,9 @@ def test_the_apps_timer_runs_only_where_its_schedule_is_set() -> None:
     timers = collect_timers(functions, {"PROBE_SCHEDULE": "0 */15 * * * *"})
     assert [(timer.function_name, timer.arg_name, timer.run_on_startup) for timer in timers] == [
         ("probes_round", "timer", False)]
+    timers = collect_timers(functions, {"NOTIFY_SCHEDULE": "*/10 * * * * *"})
+    assert [(timer.function_name, timer.arg_name, timer.run_on_startup) for timer in timers] == [
+        ("notifications_round", "timer", False)]
 
 
 @pytest.fixture(scope="module")

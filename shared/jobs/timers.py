@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.config import get_probe_settings
+from shared.config import get_probe_settings, get_settings
 from shared.db import database
 
 blueprint = func.Blueprint()
@@ -24,3 +24,15 @@ async def probes_round(timer: func.TimerRequest) -> None:
     if not settings.enabled:
         return
     await run_round(db=database, settings=settings)
+
+
+# The Functions host reads the schedule from the NOTIFY_SCHEDULE app setting (%NAME% binding
+# expression); a valid schedule is always deployed (an empty one fails indexing, azure-functions-host
+# #10346). Notifications are on whenever a subscription exists: a round with nothing due costs two
+# cheap statements.
+@blueprint.timer_trigger(schedule="%NOTIFY_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def notifications_round(timer: func.TimerRequest) -> None:
+    from shared.jobs.notify import run_round
+
+    settings = get_settings()
+    await run_round(db=database, settings=settings.notify, endpoints=settings.endpoints)

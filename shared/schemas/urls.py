@@ -189,3 +189,47 @@ def normalise_url(value: str, settings: EndpointSettings) -> str:
     if len(normalised) > MAX_URL_LENGTH:
         raise _refuse("url_too_long", f"must be at most {MAX_URL_LENGTH} characters once normalised")
     return normalised
+
+
+def check_subscription_url(value: str, settings: EndpointSettings) -> str:
+    """A notification receiver's URL, checked by the endpoint **host** rules and returned as given.
+
+    Its query may carry the receiver's own credential (a Teams Workflows URL's `sig`), so the
+    credential-parameter rule does not apply, and nothing is normalised: the receiver gets the URL
+    byte for byte as its owner gave it."""
+    if len(value) > MAX_URL_LENGTH:
+        raise _refuse("url_too_long", f"must be at most {MAX_URL_LENGTH} characters")
+    if not value.isascii() or any(character.isspace() for character in value) or has_control_characters(value):
+        raise _refuse("url_characters", "must be an ASCII URL without spaces; percent-encode the path and "
+                                        "write an internationalised host in its xn-- form")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise _refuse("url_host", "must name a valid host and port; write an IPv6 address in brackets") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.netloc:
+        raise _refuse("url_scheme", "must be an absolute https URL, such as https://hooks.contoso.com/registry")
+    if scheme == "http" and not settings.allow_http:
+        raise _refuse("url_scheme", "must use https: deliveries are signed but not secret; http is admitted only "
+                                    "where an operator sets ALLOW_HTTP_ENDPOINTS=true")
+    if "@" in parts.netloc:
+        raise _refuse("url_userinfo", "must not contain user information; put the receiver's credential in the "
+                                      "query or let it verify the signature")
+    if parts.fragment or "#" in value:
+        raise _refuse("url_fragment", "must not contain a fragment (#...); remove it")
+    if port == 0:
+        raise _refuse("url_port", "has an invalid port; use a number from 1 to 65535")
+    _host(parts.hostname, settings)
+    return value
+
+
+def redacted_url(value: str) -> str:
+    """The URL as it is shown back: every query value replaced, so a receiver's credential in it
+    (a Teams `sig`) is never read again from the API."""
+    parts = urlsplit(value)
+    if not parts.query:
+        return value
+    query = "&".join(f"{pair.split('=', 1)[0]}=redacted" if "=" in pair else pair
+                     for pair in parts.query.split("&"))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
