@@ -161,8 +161,9 @@ def real_ids(client: httpx.Client, fuzz_user: Caller, fuzz_admin: Caller,
         decide(client, fuzz_admin, registrations[index], status)
     users = [client.post("/users", headers=caller.headers).json()["user_id"] for caller in (fuzz_user, other)]
     # Probing is off on this host, so no probe exists: a probe id is one nobody has (404 every time).
+    # Nor is any subscription made: a subscription's URL would be called by the notifications timer.
     return {"registration_id": registrations, "user_id": users, "revision": ["1", "2"],
-            "probe_id": [str(uuid.uuid4())]}
+            "probe_id": [str(uuid.uuid4())], "subscription_id": [str(uuid.uuid4())]}
 
 
 @pytest.mark.parametrize("label", sorted(
