@@ -54,6 +54,7 @@ BEGIN
         ('event_consumers', 'horizon, log_id'),  -- a consumer's cursor moves; its name never changes
         ('probes', ''),
         ('audit_log', ''),
+        ('trailing_slash_review', ''),  -- what migration 0009 found; only the audit reads it
         -- A subscription's channel, secret and author are written once; deleting is soft.
         ('subscriptions', 'url, events, description, updated_at, deleted_at'),
         -- A delivery's event, webhook-id and body are written once: every attempt sends the same.

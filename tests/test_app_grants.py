@@ -37,7 +37,7 @@ COMMON = {"SELECT", "INSERT", "UPDATE"}
 EXCEPTIONS = {"audit_log": {"SELECT", "INSERT"}, "schema_migrations": set(), "probes": {"SELECT", "INSERT", "DELETE"},
               **{table: {"SELECT", "INSERT"} for table in (
                   "users", "registrations", "registration_revisions", "registration_claims", "review_queue",
-                  "attestations", "event_consumers", "subscriptions", "deliveries")}}
+                  "attestations", "event_consumers", "subscriptions", "deliveries", "trailing_slash_review")}}
 # Where history lives, UPDATE reaches only the columns the app's statements (and their triggers) change.
 COLUMN_UPDATES = {
     "users": {"email", "display_name", "is_admin"},
@@ -55,6 +55,7 @@ COLUMN_UPDATES = {
     "event_consumers": {"horizon", "log_id"},
     "probes": set(),
     "audit_log": set(),
+    "trailing_slash_review": set(),
     "subscriptions": {"url", "events", "description", "updated_at", "deleted_at"},
     "deliveries": {"status", "attempt", "due_at", "leased_until", "status_code", "error", "attempted_at"},
 }

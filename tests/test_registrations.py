@@ -35,7 +35,7 @@ def test_create_answers_201_with_location_and_writes_row_and_audit(
     labels = ".".join(reversed(host.split(".")))
     assert created == {
         "registration_id": registration_id,
-        "endpoint_url": f"https://{host}/Weather",
+        "endpoint_url": f"https://{host}/Weather/",
         "endpoint_name": "Weather Tools",
         "description": None,
         "owner_contact": "weather@contoso.com",
@@ -62,7 +62,7 @@ def test_create_answers_201_with_location_and_writes_row_and_audit(
     assert RFC3339_UTC.match(created["updated_at"])
     row = sql.fetchrow("SELECT * FROM registrations WHERE registration_id = $1", uuid.UUID(registration_id))
     assert row is not None
-    assert (row["endpoint_url"], row["status"], row["deleted_at"]) == (f"https://{host}/Weather", "Pending", None)
+    assert (row["endpoint_url"], row["status"], row["deleted_at"]) == (f"https://{host}/Weather/", "Pending", None)
     entries = sql.fetch("SELECT action, previous_status, new_status, user_id, revision FROM audit_log "
                         "WHERE registration_id = $1", uuid.UUID(registration_id))
     assert [tuple(entry) for entry in entries] == [("Created", None, "Pending", submitter_id, 1)]

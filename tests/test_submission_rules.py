@@ -7,10 +7,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
+from shared.schemas.urls import claim_key
 from tests.registry import assert_problem, body, decide, submit, unique_host
 from tests.support import Caller, RunningHost, Sql, app_environment
 from tools.authority import DevAuthority
@@ -217,8 +219,10 @@ def test_an_edit_is_held_to_the_same_url_rules(
 
 def _stored(host: str) -> list[tuple[str, str]]:
     return [
-        (f"HTTPS://{host.upper()}.:443/Weather/", f"https://{host}/Weather"),
-        (f"https://{host}/a/./b/../c/", f"https://{host}/a/c"),
+        (f"HTTPS://{host.upper()}.:443/Weather/", f"https://{host}/Weather/"),
+        (f"https://{host}/a/./b/../c/", f"https://{host}/a/c/"),
+        (f"https://{host}/a/b/..", f"https://{host}/a/"),
+        (f"https://{host}/mcp//?q=1", f"https://{host}/mcp//?q=1"),
         (f"https://{host}/%77eather/%7e%2fx%2f", f"https://{host}/weather/~%2Fx%2F"),
         (f"https://{host}/p%5b1%5D?q=%7e&r=%2b", f"https://{host}/p%5B1%5D?q=~&r=%2B"),
         (f"https://{host}/{{a|b}}", f"https://{host}/%7Ba%7Cb%7D"),
@@ -274,6 +278,96 @@ def test_equivalent_urls_collide_with_409(client: httpx.Client, user: Caller, ot
                             json={"endpoint_url": f"https://{host.upper()}./%77eather/"}, headers=user.headers)
     assert_problem(response, 409, "A registration with this endpoint_url already exists.")
     assert first["endpoint_url"] == f"https://{host}/weather"
+
+
+def test_a_trailing_slash_is_kept_in_the_answer_the_feed_and_the_audit_trail(
+    client: httpx.Client, user: Caller, admin: Caller, sql: Sql
+) -> None:
+    url = f"https://{unique_host()}/mcp/"
+    created = submit(client, user, endpoint_url=url)
+    registration_id = created["registration_id"]
+    assert created["endpoint_url"] == url
+    decide(client, admin, registration_id, "Approved")
+    assert client.get(f"/registrations/{registration_id}", headers=user.headers).json()["endpoint_url"] == url
+    entry = client.get(f"/v0.1/servers/{quote(created['server_name'], safe='')}/versions/latest").json()
+    assert [remote["url"] for remote in entry["server"]["remotes"]] == [url]
+    trail = client.get(f"/registrations/{registration_id}/audit", headers=admin.headers).json()["results"]
+    assert [(item["action"], item["metadata"]["endpoint_url"]) for item in trail] == [
+        ("Created", url), ("Approved", url)]
+    assert sql.fetchval("SELECT published_endpoint_url FROM registrations WHERE registration_id = $1",
+                        uuid.UUID(registration_id)) == url
+
+
+@pytest.mark.parametrize(("held", "other"), [("/mcp/", "/mcp"), ("/mcp", "/mcp/")])
+def test_a_trailing_slash_is_ignored_by_uniqueness_on_create_and_edit(
+    client: httpx.Client, user: Caller, other_user: Caller, held: str, other: str
+) -> None:
+    host = unique_host()
+    first = submit(client, user, endpoint_url=f"https://{host}{held}")
+    response = client.post("/registrations", json=body(endpoint_url=f"https://{host}{other}"),
+                           headers=other_user.headers)
+    assert_problem(response, 409, "A registration with this endpoint_url already exists.")
+    second = submit(client, other_user, endpoint_url=f"https://{host}/elsewhere")
+    response = client.patch(f"/registrations/{second['registration_id']}",
+                            json={"endpoint_url": f"https://{host}{other}"}, headers=other_user.headers)
+    assert_problem(response, 409, "A registration with this endpoint_url already exists.")
+    # The holder itself may move between the two spellings: one endpoint, its own claim.
+    moved = client.patch(f"/registrations/{first['registration_id']}",
+                         json={"endpoint_url": f"https://{host}{other}"}, headers=user.headers)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["endpoint_url"] == f"https://{host}{other}"
+
+
+def test_a_pending_edit_and_the_published_url_both_hold_the_endpoint(
+    client: httpx.Client, user: Caller, other_user: Caller, admin: Caller
+) -> None:
+    host = unique_host()
+    created = submit(client, user, endpoint_url=f"https://{host}/mcp")
+    decide(client, admin, created["registration_id"], "Approved")
+    edited = client.patch(f"/registrations/{created['registration_id']}",
+                          json={"endpoint_url": f"https://{host}/next/"}, headers=user.headers)
+    assert edited.status_code == 200, edited.text
+    for path in ("/mcp/", "/mcp", "/next", "/next/"):
+        response = client.post("/registrations", json=body(endpoint_url=f"https://{host}{path}"),
+                               headers=other_user.headers)
+        assert_problem(response, 409, "A registration with this endpoint_url already exists.")
+
+
+def test_the_root_path_is_stored_with_its_slash_either_way_and_collides(
+    client: httpx.Client, user: Caller, other_user: Caller
+) -> None:
+    # An empty path is the root path `/` (RFC 3986 6.2.3), as it was before slashes were kept.
+    host = unique_host()
+    created = submit(client, user, endpoint_url=f"https://{host}")
+    assert created["endpoint_url"] == f"https://{host}/"
+    response = client.post("/registrations", json=body(endpoint_url=f"https://{host}/"), headers=other_user.headers)
+    assert_problem(response, 409, "A registration with this endpoint_url already exists.")
+    other = unique_host()
+    assert submit(client, user, endpoint_url=f"https://{other}/")["endpoint_url"] == f"https://{other}/"
+    response = client.post("/registrations", json=body(endpoint_url=f"https://{other}"), headers=other_user.headers)
+    assert_problem(response, 409, "A registration with this endpoint_url already exists.")
+
+
+def test_a_deleted_registration_frees_both_spellings(
+    client: httpx.Client, user: Caller, other_user: Caller, admin: Caller
+) -> None:
+    host = unique_host()
+    created = submit(client, user, endpoint_url=f"https://{host}/mcp/")
+    decide(client, admin, created["registration_id"], "Approved")
+    assert client.delete(f"/registrations/{created['registration_id']}", headers=admin.headers).status_code == 204
+    without = submit(client, other_user, endpoint_url=f"https://{host}/mcp")
+    assert without["endpoint_url"] == f"https://{host}/mcp"
+    assert client.delete(f"/registrations/{without['registration_id']}", headers=admin.headers).status_code == 204
+    assert submit(client, user, endpoint_url=f"https://{host}/mcp/")["endpoint_url"] == f"https://{host}/mcp/"
+
+
+@pytest.mark.parametrize("url", [
+    "https://h.example.com/mcp/", "https://h.example.com/mcp", "https://h.example.com/", "https://h.example.com//",
+    "https://h.example.com/a/b/?x=1/", "https://h.example.com/?q=/", "https://h.example.com:8443/mcp/?a=b",
+    "https://h.example.com/mcp//", "https://[2001:db8::1]/mcp/", "https://h.example.com/mcp?",
+])
+def test_the_claim_key_in_sql_is_the_one_in_python(sql: Sql, url: str) -> None:
+    assert sql.fetchval("SELECT endpoint_url_claim($1)", url) == claim_key(url)
 
 
 @pytest.fixture(scope="module")

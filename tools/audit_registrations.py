@@ -6,10 +6,14 @@
 Rows submitted before a rule existed stay as they are (no migration rewrites what people
 submitted or what the feed publishes); this report tells an operator which ones to look at and
 why. Each finding names the registration, its status, the field, the rule (the `errors[].type`
-the API answers with today) and what is wrong. Two more rules only an existing row can break:
+the API answers with today) and what is wrong. Three more rules only an existing row can break:
 `url_not_normalised` (the stored URL differs from its normalised form, so an equivalent spelling
-could still be submitted beside it) and `url_equivalent_duplicate` (live rows whose URLs
-normalise to the same one); `text_not_normalised` is a name or tool name that NFKC and trimming
+could still be submitted beside it), `url_equivalent_duplicate` (live rows whose URLs
+normalise to the same one, a trailing `/` of the path ignored as uniqueness ignores it) and
+`url_trailing_slash_dropped` (a URL stored before trailing slashes were kept, with a non-root path
+and no trailing `/`: the old rule removed one if it was submitted, and nothing recorded whether it
+was, so an administrator should ask the owner which one the server answers at, migration 0009
+having recorded those URLs); `text_not_normalised` is a name or tool name that NFKC and trimming
 would change. A `server_name` is held to the namespace rule (`namespace_mismatch`,
 `namespace_public_suffix`, `namespace_reserved`) unless an administrator submitted the latest
 revision, as the API holds it.
@@ -41,12 +45,14 @@ from shared.db import UNAVAILABLE_ERRORS, connect_options
 from shared.endpoint_policy import namespace_rule
 from shared.schemas.registrations import Description, EndpointName, OwnerContact, ToolNames, Version
 from shared.schemas.text import check_text
-from shared.schemas.urls import normalise_url
+from shared.schemas.urls import claim_key, normalise_url
 from shared.services import namespaces
 
 LIVE_ROWS = """
 SELECT r.registration_id, r.status, r.endpoint_url, r.endpoint_name, r.description, r.owner_contact,
-       r.available_tools, r.version, r.status_reason, r.server_name, coalesce(u.is_admin, false) AS by_admin
+       r.available_tools, r.version, r.status_reason, r.server_name, coalesce(u.is_admin, false) AS by_admin,
+       EXISTS (SELECT 1 FROM trailing_slash_review AS t
+               WHERE t.registration_id = r.registration_id AND t.endpoint_url = r.endpoint_url) AS slash_unknown
 FROM registrations AS r
 LEFT JOIN registration_revisions AS v ON v.registration_id = r.registration_id AND v.revision = r.revision
 LEFT JOIN users AS u ON u.user_id = coalesce(v.submitted_by, r.submitter_id)
@@ -93,6 +99,11 @@ def _check(rules: Callable[[Any], Any], value: Any, make: Callable[[str, str], F
         return None, [make(error.type, error.message())]
 
 
+def _with_slash(url: str) -> str:
+    before, mark, query = url.partition("?")
+    return f"{before}/{mark}{query}"
+
+
 def findings_for(row: dict[str, Any], settings: EndpointSettings) -> tuple[list[Finding], str | None]:
     """What `row` breaks, and its normalised URL (None when the URL itself is refused)."""
     identity, status = str(row["registration_id"]), row["status"]
@@ -105,6 +116,11 @@ def findings_for(row: dict[str, Any], settings: EndpointSettings) -> tuple[list[
     found += url_findings
     if url is not None and url != row["endpoint_url"]:
         found.append(maker("endpoint_url")("url_not_normalised", f"is stored un-normalised; normalised it is {url}"))
+    if url is not None and row.get("slash_unknown"):
+        found.append(maker("endpoint_url")("url_trailing_slash_dropped", (
+            f"was stored before trailing slashes were kept, when a submitted '/' at the end of the path was "
+            f"removed: it may have been submitted as {_with_slash(url)}, and clients compare the published URL "
+            "byte for byte; ask the owner which one the server answers at, and edit it if it is that one")))
     if url is not None and row.get("server_name") and not row.get("by_admin"):
         rule = namespace_rule(namespaces.namespace_of(row["server_name"]), namespaces.host_of(url),
                               settings.reserved_namespaces)
@@ -134,13 +150,14 @@ async def audit(database: DatabaseSettings, endpoints: EndpointSettings) -> list
                 row_findings, url = findings_for(row, endpoints)
                 found += row_findings
                 if url is not None:
-                    by_url[url].append((str(row["registration_id"]), row["status"]))
+                    by_url[claim_key(url)].append((str(row["registration_id"]), row["status"]))
         for url, rows in by_url.items():
             if len(rows) > 1:
                 for identity, status in rows:
                     others = ", ".join(other for other, _ in rows if other != identity)
                     found.append(Finding(identity, status, "endpoint_url", "url_equivalent_duplicate",
-                                         f"normalises to {url}, as registration(s) {others} do"))
+                                         f"normalises to {url} (a trailing '/' of its path ignored), as "
+                                         f"registration(s) {others} do"))
         return found
     finally:
         await connection.close()

@@ -67,12 +67,15 @@ it has a published revision, and then sees that revision's content with status `
     answers=(Answer(201, "Created, `Pending`, revision 1, with its URL in `Location`.", RegistrationPublic,
                     ("Location", "ETag#revision")),),
     errors=texts.BODY | texts.NAMESPACE_422 | texts.PENDING_429 | {
-        409: "A live registration already has this `endpoint_url` (compared normalised) or `server_name`, as "
+        409: "A live registration already has this `endpoint_url` (compared normalised, a trailing `/` on a "
+             "non-root path ignored) or `server_name`, as "
              "its latest or its published revision."},
     request=RegistrationCreate, request_example=_CREATE_EXAMPLE, links=_LINKS,
     description="""`endpoint_url` must be `https` on a public host and is stored normalised (RFC 3986 section
-6: scheme and host lower-cased, trailing dot, default port and a trailing `/` on a non-root path
-dropped, percent-encoding normalised, dot-segments removed), so equivalent URLs collide (409); its
+6: scheme and host lower-cased, trailing dot and default port dropped, percent-encoding
+normalised, dot-segments removed) and published in that form, a trailing `/` kept; equivalent
+URLs collide (409), and so do `/mcp/` and `/mcp` (a trailing `/` on a non-root path is ignored by
+uniqueness; `https://h.example.com` is stored as `https://h.example.com/`); its
 field description lists every host, address range and query parameter that is refused, and
 `ALLOWED_ENDPOINT_NETWORKS` / `ALLOW_HTTP_ENDPOINTS` admit internal networks and http. Text fields
 refuse control, bidi, zero-width, private-use and separator characters; names and tool names are

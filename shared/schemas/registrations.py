@@ -90,8 +90,10 @@ ENDPOINT_URL_RULES = (
     "case-insensitive, an array suffix such as `token[]` ignored, `;` read as a separator as `&` is): "
     "secrets travel in headers. Stored normalised (RFC 3986 section 6): scheme and host lower-cased, a trailing "
     "dot on the host dropped, the default port dropped, percent-encoding normalised (unreserved characters "
-    "decoded, hex upper-cased, characters that may not stand bare encoded), dot-segments removed, a trailing "
-    "`/` on a non-root path dropped. Unique, in that form, among registrations that are not deleted (409). "
+    "decoded, hex upper-cased, characters that may not stand bare encoded), dot-segments removed; a trailing "
+    "`/` is kept (`/mcp/` and `/mcp` can be different resources, and clients compare the published URL byte "
+    "for byte). Unique in that form, a trailing `/` on a non-root path also ignored (`/mcp/` collides with "
+    "`/mcp`), among registrations that are not deleted (409). "
     "Each refusal's `errors[].type` names the rule (`url_scheme`, `url_address_refused`, `url_numeric_host`, "
     "`url_host_refused`, `url_credential_parameter`...)."
 )

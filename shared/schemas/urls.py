@@ -2,8 +2,9 @@
 
 Normalisation follows RFC 3986 section 6.2.2 (syntax-based) and 6.2.3 (scheme-based), so that
 URLs a client treats as the same endpoint are stored as the same text and collide on the unique
-index. Every refusal is a `PydanticCustomError` whose type names the rule (the audit tool
-reports it) and whose message tells the submitter what to do instead.
+claims. A trailing `/` is kept in the stored text but ignored by uniqueness (`claim_key`). Every
+refusal is a `PydanticCustomError` whose type names the rule (the audit tool reports it) and whose
+message tells the submitter what to do instead.
 """
 
 from __future__ import annotations
@@ -179,9 +180,9 @@ def normalise_url(value: str, settings: EndpointSettings) -> str:
     if port == 0:
         raise _refuse("url_port", "has an invalid port; use a number from 1 to 65535")
     netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    # A trailing `/` stays: `/mcp/` and `/mcp` may be different resources, and clients compare the
+    # published URL with their own configuration byte for byte. Uniqueness ignores it (claim_key).
     path = remove_dot_segments(_normalise_component(parts.path or "/", _PATH_SAFE))
-    if len(path) > 1:
-        path = path.rstrip("/") or "/"
     query = _normalise_component(parts.query, _QUERY_SAFE)
     if query:
         _check_query(query)
@@ -189,6 +190,17 @@ def normalise_url(value: str, settings: EndpointSettings) -> str:
     if len(normalised) > MAX_URL_LENGTH:
         raise _refuse("url_too_long", f"must be at most {MAX_URL_LENGTH} characters once normalised")
     return normalised
+
+
+# One trailing `/` of a non-root path, before the query. The same expression is migration 0009's
+# endpoint_url_claim, which keys the claims that keep endpoint URLs unique; the two must agree.
+_TRAILING_SLASH = re.compile(r"^([a-z]+://[^/?#]+/[^?]*)/(\?.*)?$")
+
+
+def claim_key(url: str) -> str:
+    """The form a stored URL is unique in: `https://h/mcp/` and `https://h/mcp` are one endpoint
+    to uniqueness, though each is published as submitted; the root `https://h/` stays itself."""
+    return _TRAILING_SLASH.sub(r"\1\2", url)
 
 
 def check_subscription_url(value: str, settings: EndpointSettings) -> str:
