@@ -96,7 +96,11 @@ def host_factory(log_dir: Path) -> Iterator[Callable[[Mapping[str, str]], Runnin
 def devhost(
     database_url: str, authority: DevAuthority, host_factory: Callable[[Mapping[str, str]], RunningHost]
 ) -> RunningHost:
-    return host_factory(app_environment(database_url, authority))
+    # Generous database timeouts: what the shared host answers must not depend on how loaded the
+    # machine is (a 503 from a pool wait on a busy machine is no failure of the request's logic).
+    # The tests of the timeouts start hosts of their own with short ones.
+    return host_factory(app_environment(database_url, authority, DB_ACQUIRE_TIMEOUT="60",
+                                        DB_COMMAND_TIMEOUT="60"))
 
 
 @pytest.fixture(scope="session")

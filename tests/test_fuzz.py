@@ -42,6 +42,9 @@ from tools.devhost import GUID
 
 Case = schemathesis.Case[Any]
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
+# The work of each test is bounded by its count of examples; the suite's 300 s guard would make it
+# depend on the machine's speed instead (a loaded machine shrinking a failure needs longer).
+pytestmark = pytest.mark.timeout(60 * max(20, FUZZ_EXAMPLES // 5))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
