@@ -165,6 +165,8 @@ class Settings:
     review: ReviewSettings
     # The feed's `_meta` key of the attestation: "<namespace>/attestation".
     meta_namespace: str
+    # Seconds the feed answers from its snapshot before one statement checks it is still current.
+    feed_snapshot_max_age: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -187,6 +189,7 @@ class Settings:
             endpoints=EndpointSettings.from_env(env),
             review=ReviewSettings.from_env(env),
             meta_namespace=namespace,
+            feed_snapshot_max_age=read.number("FEED_SNAPSHOT_MAX_AGE", 30.0, 0.0, 3600.0),
         )
 
 

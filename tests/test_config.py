@@ -74,6 +74,7 @@ def test_defaults_fill_everything_but_the_three_required_settings() -> None:
         endpoints=EndpointSettings(allow_http=False, allowed_networks=()),
         review=ReviewSettings(require_match=False, allow_self_approval=False, max_pending_per_user=20),
         meta_namespace="internal.mcp-registry",
+        feed_snapshot_max_age=30.0,
     )
 
 
