@@ -109,6 +109,11 @@ param registryMetaNamespace string = 'internal.mcp-registry'
 @maxValue(3600)
 param feedSnapshotMaxAge int = 30
 
+@description('Seconds unknown-name lookups of the feed are counted in memory before one statement writes them (DEMAND_FLUSH_SECONDS).')
+@minValue(1)
+@maxValue(3600)
+param demandFlushSeconds int = 60
+
 // ---------------------------------------------------------------------------------------------
 // Submission and review rules (API.md)
 // ---------------------------------------------------------------------------------------------
@@ -549,6 +554,7 @@ var webSettings = {
   REGISTRY_FEED_AUTH: registryFeedAuth
   REGISTRY_META_NAMESPACE: registryMetaNamespace
   FEED_SNAPSHOT_MAX_AGE: string(feedSnapshotMaxAge)
+  DEMAND_FLUSH_SECONDS: string(demandFlushSeconds)
 }
 var reviewSettings = {
   REVIEW_REQUIRE_MATCH: reviewRequireMatch ? 'true' : 'false'

@@ -167,6 +167,8 @@ class Settings:
     meta_namespace: str
     # Seconds the feed answers from its snapshot before one statement checks it is still current.
     feed_snapshot_max_age: float
+    # Seconds unknown-name lookups are counted in memory before one statement writes them.
+    demand_flush_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -190,6 +192,7 @@ class Settings:
             review=ReviewSettings.from_env(env),
             meta_namespace=namespace,
             feed_snapshot_max_age=read.number("FEED_SNAPSHOT_MAX_AGE", 30.0, 0.0, 3600.0),
+            demand_flush_seconds=read.number("DEMAND_FLUSH_SECONDS", 60.0, 1.0, 3600.0),
         )
 
 

@@ -51,7 +51,9 @@ BEGIN
         ('review_queue', 'pending'),
         ('attestations', 'latest, published, baseline_revision, baseline, drifted, drift_withdrawn'),
         ('probes', ''),
-        ('audit_log', '')
+        ('audit_log', ''),
+        -- The demand flush adds to a day's count and moves its last lookup, nothing else.
+        ('feed_demand', 'count, last_seen')
     LOOP
         EXECUTE format('REVOKE UPDATE ON %I FROM %I', target, app);
         IF columns <> '' THEN
@@ -63,6 +65,9 @@ BEGIN
     -- grow the table without bound), keeping each registration's newest PROBE_HISTORY, its
     -- baseline's, the latest ok probe of its published revision and those its audit trail names.
     EXECUTE format('GRANT DELETE ON probes TO %I', app);
+    -- And the demand flush drops days older than the longest window GET /api/demand reads, so
+    -- counts of anonymous lookups cannot pile up without end.
+    EXECUTE format('GRANT DELETE ON feed_demand TO %I', app);
     -- The migration ledger belongs to the migrator alone.
     EXECUTE format('REVOKE ALL ON schema_migrations FROM %I', app);
 END

@@ -75,6 +75,7 @@ def test_defaults_fill_everything_but_the_three_required_settings() -> None:
         review=ReviewSettings(require_match=False, allow_self_approval=False, max_pending_per_user=20),
         meta_namespace="internal.mcp-registry",
         feed_snapshot_max_age=30.0,
+        demand_flush_seconds=60.0,
     )
 
 

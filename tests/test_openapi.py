@@ -242,7 +242,7 @@ def test_request_examples_pass_the_request_models() -> None:
 
 def test_every_tag_is_declared_and_used(document: dict[str, Any]) -> None:
     declared = [tag["name"] for tag in document["tags"]]
-    assert declared == ["health", "users", "registrations", "attestation", "feed", "docs"]
+    assert declared == ["health", "users", "registrations", "attestation", "feed", "demand", "docs"]
     used = {tag for _, _, operation in operations(document) for tag in operation["tags"]}
     assert used == set(declared)
 

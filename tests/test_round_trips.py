@@ -78,7 +78,8 @@ EXPECTED: dict[str, Expected] = {
     "feed_server (versions)": Expected(0, "from the snapshot, between checks"),
     "feed_server (version)": Expected(0, "from the snapshot, between checks"),
     "feed_server (decoded slash)": Expected(0, "from the snapshot, between checks"),
-    "feed_server (unknown name)": Expected(0, "a 404 from the snapshot, between checks"),
+    "feed_server (unknown name)": Expected(0, "a 404 from the snapshot, counted in memory until a flush is due"),
+    "demand_list": Expected(1, "the window's page, each name's state beside it, in one statement"),
     "openapi_document": Expected(0, "built from the models, no database"),
     "docs_page": Expected(0, "a page built from the settings, no database"),
     "docs_asset": Expected(0, "a static file, no database"),
@@ -153,6 +154,7 @@ async def _scenario(app: InProcessApp, log: StatementLog, authority: DevAuthorit
                 route_params={"serverName": namespace, "rest": f"{name}/versions/latest"})
     await count("feed_server (unknown name)", "feed_server",
                 route_params={"serverName": "com.example%2Fnobody-has-this", "rest": "versions/latest"})
+    await count("demand_list", "demand_list", token=admin)
     await count("registrations_delete", "registrations_delete", token=admin, route_params=by_id)
     # Probed: an MCP server on a loopback address the settings admit (no name is looked up).
     probed = await app.call("registrations_create", app.request("registrations_create", token=user, body={

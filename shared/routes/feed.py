@@ -8,6 +8,7 @@ carry a strong ETag of their body.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from shared.errors import NotFound
 from shared.http import empty_response, encoded_json_response
 from shared.schemas.feed import FeedQuery, ServerList, ServerQuery, ServerResponse, server_list, server_response
 from shared.services import feed
+from shared.services.demand import demand
 from shared.services.feed_snapshot import snapshots
 
 routes = Routes("feed")
@@ -34,6 +36,8 @@ SERVERS = "v0.1/servers"
 SERVER = f"{SERVERS}/{{serverName}}/{{*rest}}"
 _ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
 MAX_AGE_SECONDS = 60
+# Demand flushes running beside their answers; the loop keeps only weak references to tasks.
+_flushes: set[asyncio.Task[int]] = set()
 _ERRORS = texts.QUERY_422 | {503: texts.SIGNED_IN[503]}
 FEED_NOTE = """Part of the MCP Registry API v0.1 (use `https://<host>/api` as the registry URL in VS Code or
 GitHub Copilot). Anonymous unless the deployment sets `REGISTRY_FEED_AUTH=entra`. Only the
@@ -145,8 +149,21 @@ async def feed_server(call: Call[None, ServerQuery]) -> func.HttpResponse:
         raise NotFound(feed.SERVER_NOT_FOUND)
     deleted = bool(call.query.include_deleted)
     snapshot, age = await snapshots.current()
-    if target.version is None:
-        rows = snapshot.server_versions(name=target.name, include_deleted=deleted)
-        return _cached(call.req, server_list(rows, None, get_settings().meta_namespace), age)
-    row = snapshot.server_version(name=target.name, version=target.version, include_deleted=deleted)
-    return _cached(call.req, server_response(row, get_settings().meta_namespace), age)
+    try:
+        if target.version is None:
+            rows = snapshot.server_versions(name=target.name, include_deleted=deleted)
+            return _cached(call.req, server_list(rows, None, get_settings().meta_namespace), age)
+        row = snapshot.server_version(name=target.name, version=target.version, include_deleted=deleted)
+        return _cached(call.req, server_response(row, get_settings().meta_namespace), age)
+    except NotFound:
+        if not snapshot.publishes(target.name):
+            _count_demand(target.name)
+        raise
+
+
+def _count_demand(name: str) -> None:
+    """Count a lookup of a name nothing publishes; a due flush runs beside the answer, never before it."""
+    if demand.count(name) and demand.due():
+        flush = asyncio.ensure_future(demand.flush())
+        _flushes.add(flush)
+        flush.add_done_callback(_flushes.discard)

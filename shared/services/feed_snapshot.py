@@ -212,6 +212,10 @@ class Snapshot:
                                 version=query.version, updated_since=query.updated_since,
                                 include_deleted=bool(query.include_deleted))
 
+    def publishes(self, name: str) -> bool:
+        """Whether a live registration publishes this name (any version)."""
+        return name in self.versions
+
     def _entries(self, name: str, include_deleted: bool) -> list[Row]:
         live = self.versions.get(name, [])
         return [*live, *self.departed.get(name, [])] if include_deleted else live
