@@ -24,8 +24,8 @@ from tests.support import PROJECT_ROOT, PostgresCluster, Sql, throwaway_server
 from tools.migrate import LOCK_KEY, MIGRATIONS_DIR, connect_when_reachable
 from tools.pgserver import free_port
 
-TABLES = ["attestations", "audit_log", "probe_queue", "probes", "registration_claims", "registration_revisions",
-          "registrations", "review_queue", "schema_migrations", "users"]
+TABLES = ["attestations", "audit_log", "feed_demand", "probe_queue", "probes", "registration_claims",
+          "registration_revisions", "registrations", "review_queue", "schema_migrations", "users"]
 
 
 def migrate_environment(database_url: str | None) -> dict[str, str]:
