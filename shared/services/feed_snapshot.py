@@ -58,8 +58,8 @@ PROBE_WINDOW_SECONDS = 120
 # locales that fold them): server names are ASCII, so a search can match through nothing else.
 _FOLDED = ("\u0130", "\u212a")
 
-# One statement: the change marker, and only when it differs from the one held, the catalogue.
-LOAD = Statement(f"""
+# The change marker: index reads only, whatever the catalogue's size.
+_MARKER_CTE = f"""
 WITH newest AS (
     SELECT (SELECT coalesce(max(log_id), 0) FROM audit_log) AS log_id,
            (SELECT max(published_updated_at) FROM registrations WHERE published_at IS NOT NULL) AS changed_at,
@@ -75,9 +75,14 @@ WITH newest AS (
             WHERE last_checked_at > n.probed - make_interval(secs => {PROBE_WINDOW_SECONDS})) AS probes,
            lower('{_FOLDED[0]}') AS fold_i, lower('{_FOLDED[1]}') AS fold_k
     FROM newest AS n
-)
+)"""
+# The check, every FEED_SNAPSHOT_MAX_AGE seconds at most: the marker alone.
+CHECK = Statement(_MARKER_CTE + "\nSELECT * FROM marker")
+# The load, when there is no snapshot or the check found the marker moved: the marker and the whole
+# catalogue in one statement, so that both come from one view of the tables.
+LOAD = Statement(f"""{_MARKER_CTE}
 SELECT m.*, c.* FROM marker AS m
-LEFT JOIN LATERAL (
+LEFT JOIN (
     SELECT 'published' AS kind, p.registration_id, p.updated_at, p.published_at, p.publication,
            p.publication_message, p.server_name, p.endpoint_name, p.description, p.version, p.transport,
            p.endpoint_url, p.active, p.is_latest, NULL::integer AS revision, p.attestation
@@ -87,9 +92,7 @@ LEFT JOIN LATERAL (
            v.server_name, v.endpoint_name, v.description, v.version, v.transport, v.endpoint_url, v.active,
            v.is_latest, v.revision, v.attestation
     FROM ({EVERY_VERSION}) AS v
-) AS c ON (m.log_id, m.events, m.changed_at, m.changes, m.probed, m.probes)
-          IS DISTINCT FROM (:log_id::bigint, :events::bigint, :changed_at::timestamptz, :changes::bigint,
-                            :probed::timestamptz, :probes::numeric)
+) AS c ON true
 """)
 _MARKER = ("log_id", "events", "changed_at", "changes", "probed", "probes")
 _ROW = ("registration_id", "updated_at", "published_at", "publication", "publication_message", "server_name",
@@ -108,16 +111,12 @@ class Marker:
     probed: datetime | None
     probes: Any
 
-    def arguments(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _MARKER}
-
-
-# Differs from every marker the statement returns (log_id is never negative).
-_NOTHING_HELD = Marker(log_id=-1, events=None, changed_at=None, changes=None, probed=None, probes=None)
 
 
 def _lower(text: str, folds: Mapping[str, str]) -> str:
     """lower() as the database applies it to a server name or a search (see _FOLDED)."""
+    if text.isascii():
+        return text.lower()
     return "".join(folds.get(c, c) if c > "\x7f" else c.lower() for c in text)
 
 
@@ -141,6 +140,8 @@ class Snapshot:
     changed_keys: list[tuple[datetime, UUID]] = field(default_factory=list)
     versions: dict[str, list[Row]] = field(default_factory=dict)
     departed: dict[str, list[Row]] = field(default_factory=dict)
+    # Each list's names in lower case, computed once: a search compares against them.
+    lowered: dict[int, list[str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, marker: Marker, folds: dict[str, str], rows: Sequence[Row]) -> Snapshot:
@@ -164,6 +165,8 @@ class Snapshot:
                 snapshot.versions.setdefault(row["server_name"], []).append(row)
         for entries in snapshot.versions.values():
             entries.sort(key=lambda row: row["revision"])
+        for rows_ in (snapshot.every, snapshot.live, snapshot.changed):
+            snapshot.lowered[id(rows_)] = [_lower(row["server_name"], folds) for row in rows_]
         for entries in snapshot.departed.values():
             # ORDER BY updated_at DESC (nulls first, as PostgreSQL sorts them descending), registration_id.
             entries.sort(key=lambda row: row["registration_id"])
@@ -195,8 +198,10 @@ class Snapshot:
         search = None if query.search is None else _lower(query.search, self.folds)
         version = None if query.version in (None, LATEST) else query.version
         page: list[Row] = []
-        for row in _from(rows, start):
-            if search is not None and search not in _lower(row["server_name"], self.folds):
+        names = self.lowered[id(rows)]
+        for index in range(start, len(rows)):
+            row = rows[index]
+            if search is not None and search not in names[index]:
                 continue
             if version is not None and row["version"] != version:
                 continue
@@ -238,22 +243,28 @@ class Snapshot:
         raise NotFound(SERVER_NOT_FOUND)
 
 
-def _from(rows: Sequence[Row], start: int) -> Any:
-    return (rows[index] for index in range(start, len(rows)))
-
-
 def _could_exist(name: str, version: str) -> bool:
     # The database path's guard, kept so both answer 404 for the same paths.
     return is_server_name(name) and not has_control_characters(version)
 
 
+def _marker(row: Row) -> Marker:
+    return Marker(**{name: row[name] for name in _MARKER})
+
+
 async def load(db: Database, held: Marker | None) -> tuple[Marker, Snapshot | None]:
-    """The current marker, and a new snapshot when it differs from `held` (None: unchanged)."""
-    rows = await db.fetch(LOAD.sql, *LOAD(**(held or _NOTHING_HELD).arguments()))
+    """The current marker, and a new snapshot when it differs from `held` (None: unchanged).
+
+    With a snapshot held, one cheap statement (CHECK) tells whether anything changed, and only
+    then a second loads the catalogue; without one, the load is the only statement.
+    """
+    if held is not None:
+        marker = _marker(await db.fetchrow(CHECK.sql) or {})
+        if marker == held:
+            return marker, None
+    rows = await db.fetch(LOAD.sql)
     first = rows[0]
-    marker = Marker(**{name: first[name] for name in _MARKER})
-    if held is not None and marker == held:
-        return marker, None
+    marker = _marker(first)
     entries = [{name: row[name] for name in ("kind", *_ROW)} for row in rows if row["kind"] is not None]
     folds = {_FOLDED[0]: first["fold_i"], _FOLDED[1]: first["fold_k"]}
     return marker, Snapshot.build(marker, folds, entries)
