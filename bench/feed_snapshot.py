@@ -161,9 +161,9 @@ def run(bench: Bench) -> list[Table]:
 
         asyncio.run(measure())
     size_table.notes += [
-        "entries: published rows plus version rows; load = the conditional statement with every row, then the build",
+        "entries: published rows plus version rows; load = the statement with every row, then the build",
         "MiB held: tracemalloc of one load kept alive (rows, indexes by name and by time); bounded by the tables",
-        "check: the same statement when nothing changed, what runs at most every FEED_SNAPSHOT_MAX_AGE seconds",
+        "check: the marker statement when nothing changed, what runs at most every FEED_SNAPSHOT_MAX_AGE seconds",
     ]
     speed_table.notes += [f"{requests:,} answers each, rendered to the bytes and ETag the handler sends; one run"]
     return [size_table, speed_table]
