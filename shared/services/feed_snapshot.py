@@ -58,7 +58,7 @@ PROBE_WINDOW_SECONDS = 120
 # locales that fold them): server names are ASCII, so a search can match through nothing else.
 _FOLDED = ("\u0130", "\u212a")
 
-# The change marker: index reads only, whatever the catalogue's size.
+# The change marker: the heads of three indexes and short windows behind them.
 _MARKER_CTE = f"""
 WITH newest AS (
     SELECT (SELECT coalesce(max(log_id), 0) FROM audit_log) AS log_id,
