@@ -7,6 +7,7 @@ Sections run in this order; each prints its tables when it finishes:
   memory     100,000 requests with 10,000 distinct tokens and people: is every cache bounded
   http       the dev host over real HTTP, every endpoint, for the record
   probe      one worker re-probing 1,000 registrations on loopback MCP servers, three rounds
+  snapshot   the feed's in-memory snapshot at 1,000/10,000/100,000 servers, and answers/s vs the database
 
 PostgreSQL runs from .data/bench-pg (started here unless already running on BENCH_PG_PORT,
 default 54339); the million-row database is loaded on the first run and kept. The soak
@@ -24,10 +25,10 @@ from collections.abc import Callable, Sequence
 from bench.common import Bench, Table, progress, start_server
 from tools.authority import DevAuthority
 
-SECTIONS = ("overhead", "scale", "coldstart", "memory", "http", "probe")
+SECTIONS = ("overhead", "scale", "coldstart", "memory", "http", "probe", "snapshot")
 _MODULES = {"overhead": "bench.overhead", "scale": "bench.scale", "coldstart": "bench.cold_start",
             "memory": "bench.memory", "http": "bench.http_load",
-            "probe": "bench.probe"}
+            "probe": "bench.probe", "snapshot": "bench.feed_snapshot"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

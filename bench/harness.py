@@ -46,13 +46,16 @@ def configure(environment: Mapping[str, str]) -> None:
     """Replace the app's settings in this process and forget everything cached under the old ones."""
     from shared import auth
     from shared.config import reset_settings
+    from shared.services.feed_snapshot import snapshots
 
-    prefixes = ("ENTRA_", "DB_", "REGISTRY_", "CORS_", "REVIEW_", "MAX_PENDING")
+    prefixes = ("ENTRA_", "DB_", "REGISTRY_", "CORS_", "REVIEW_", "MAX_PENDING", "FEED_")
     for name in [name for name in os.environ if name.startswith(prefixes)]:
         del os.environ[name]
     os.environ.update(environment)
     reset_settings()
     auth.reset()
+    # A snapshot belongs to the database it was loaded from.
+    snapshots.reset()
 
 
 def is_driver_statement(query: str) -> bool:

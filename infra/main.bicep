@@ -104,6 +104,16 @@ param probeConcurrency int = 16
 @description('Reverse-DNS namespace of the feed\'s _meta attestation entry (REGISTRY_META_NAMESPACE).')
 param registryMetaNamespace string = 'internal.mcp-registry'
 
+@description('Seconds the feed answers from its in-memory snapshot before checking it is current (FEED_SNAPSHOT_MAX_AGE).')
+@minValue(0)
+@maxValue(3600)
+param feedSnapshotMaxAge int = 30
+
+@description('Seconds unknown-name lookups of the feed are counted in memory before one statement writes them (DEMAND_FLUSH_SECONDS).')
+@minValue(1)
+@maxValue(3600)
+param demandFlushSeconds int = 60
+
 // ---------------------------------------------------------------------------------------------
 // Submission and review rules (API.md)
 // ---------------------------------------------------------------------------------------------
@@ -558,6 +568,8 @@ var webSettings = {
   LOG_LEVEL: logLevel
   REGISTRY_FEED_AUTH: registryFeedAuth
   REGISTRY_META_NAMESPACE: registryMetaNamespace
+  FEED_SNAPSHOT_MAX_AGE: string(feedSnapshotMaxAge)
+  DEMAND_FLUSH_SECONDS: string(demandFlushSeconds)
 }
 var reviewSettings = {
   REVIEW_REQUIRE_MATCH: reviewRequireMatch ? 'true' : 'false'

@@ -11,7 +11,7 @@ import azure.functions as func
 from shared.config import Settings, get_settings
 from shared.declare import NOT_MODIFIED, Answer, Call, Raw, Routes
 from shared.http import JSON_TYPE
-from shared.routes import attestation, docs, feed, health, registrations, revisions, subscriptions, users
+from shared.routes import attestation, demand, docs, feed, health, registrations, revisions, subscriptions, users
 
 routes = Routes("docs")
 
@@ -37,5 +37,5 @@ def document(settings: Settings) -> bytes:
 
 
 ROUTES = (health.routes, users.routes, registrations.routes, revisions.routes, feed.routes, docs.routes,
-          attestation.routes, subscriptions.routes, routes)
+          attestation.routes, demand.routes, subscriptions.routes, routes)
 OPERATIONS = tuple(operation for declared in ROUTES for operation in declared.operations)

@@ -198,6 +198,10 @@ class Settings:
     # The feed's `_meta` key of the attestation: "<namespace>/attestation".
     meta_namespace: str
     probes: ProbeSettings
+    # Seconds the feed answers from its snapshot before one statement checks it is still current.
+    feed_snapshot_max_age: float
+    # Seconds unknown-name lookups are counted in memory before one statement writes them.
+    demand_flush_seconds: float
     notify: NotifySettings = NotifySettings()
 
     @classmethod
@@ -222,6 +226,8 @@ class Settings:
             endpoints=endpoints,
             review=ReviewSettings.from_env(env),
             meta_namespace=namespace,
+            feed_snapshot_max_age=read.number("FEED_SNAPSHOT_MAX_AGE", 30.0, 0.0, 3600.0),
+            demand_flush_seconds=read.number("DEMAND_FLUSH_SECONDS", 60.0, 1.0, 3600.0),
             probes=ProbeSettings.from_env(env, endpoints=endpoints),
             notify=NotifySettings.from_env(env),
         )

@@ -70,13 +70,14 @@ UNKNOWN_ID = {"registration_id": NOT_FOUND, "user_id": "No user has this id.",
 NOT_MODIFIED = "Not modified: the `ETag` sent in `If-None-Match` is still current."
 
 TAGS = (
-    {"name": "health", "description": "Liveness and database reachability, for probes."},
+    {"name": "health", "description": "Liveness, database reachability and the feed's snapshot, for probes."},
     {"name": "users", "description": "The signed-in caller's user, and users for administrators."},
     {"name": "registrations", "description": "Submitting, reviewing and auditing MCP endpoints."},
     {"name": "attestation", "description": "Probes: what each registered endpoint really exposes over MCP."},
     {"name": "notifications", "description": "Webhook and Teams subscriptions to the registry's events, and their "
                                              "delivery log, for administrators."},
     {"name": "feed", "description": "The MCP Registry API v0.1 feed of approved servers, read by MCP clients."},
+    {"name": "demand", "description": "Server names clients asked the feed for that are not published here."},
     {"name": "docs", "description": "This document and its interactive documentation."},
 )
 

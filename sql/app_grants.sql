@@ -58,7 +58,9 @@ BEGIN
         -- A subscription's channel, secret and author are written once; deleting is soft.
         ('subscriptions', 'url, events, description, updated_at, deleted_at'),
         -- A delivery's event, webhook-id and body are written once: every attempt sends the same.
-        ('deliveries', 'status, attempt, due_at, leased_until, status_code, error, attempted_at')
+        ('deliveries', 'status, attempt, due_at, leased_until, status_code, error, attempted_at'),
+        -- The demand flush adds to a day's count and moves its last lookup, nothing else.
+        ('feed_demand', 'count, last_seen')
     LOOP
         EXECUTE format('REVOKE UPDATE ON %I FROM %I', target, app);
         IF columns <> '' THEN
@@ -70,6 +72,9 @@ BEGIN
     -- grow the table without bound), keeping each registration's newest PROBE_HISTORY, its
     -- baseline's, the latest ok probe of its published revision and those its audit trail names.
     EXECUTE format('GRANT DELETE ON probes TO %I', app);
+    -- And the demand flush drops days older than the longest window GET /api/demand reads, so
+    -- counts of anonymous lookups cannot pile up without end.
+    EXECUTE format('GRANT DELETE ON feed_demand TO %I', app);
     -- The migration ledger belongs to the migrator alone.
     EXECUTE format('REVOKE ALL ON schema_migrations FROM %I', app);
 END

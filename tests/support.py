@@ -162,7 +162,8 @@ def drain_probe_queueing(database_url: str) -> int:
 def app_environment(database_url: str, authority: DevAuthority, **overrides: str) -> dict[str, str]:
     environment = {
         key: value for key, value in os.environ.items()
-        if not key.startswith(("ENTRA_", "DB_", "REGISTRY_", "CORS_", "ALLOW_", "ALLOWED_", "REVIEW_", "MAX_PENDING"))
+        if not key.startswith(("ENTRA_", "DB_", "REGISTRY_", "CORS_", "ALLOW_", "ALLOWED_", "REVIEW_", "MAX_PENDING",
+                               "FEED_"))
         and key != "DATABASE_URL"
     }
     # A database from `migrated_database` is used as the app's least-privileged role.
@@ -178,6 +179,9 @@ def app_environment(database_url: str, authority: DevAuthority, **overrides: str
         "PYTHONUNBUFFERED": "1",
         # Tests submit dozens of registrations as one person; the cap's own tests start a host with a small one.
         "MAX_PENDING_PER_USER": "1000",
+        # Tests read the feed right after writing: the snapshot is confirmed (one statement) on every
+        # feed request, so they see each change at once and still read the snapshot path.
+        "FEED_SNAPSHOT_MAX_AGE": "0",
     })
     environment.update(pgbouncer_support.app_settings(database_url))
     environment.update(overrides)

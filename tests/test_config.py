@@ -89,6 +89,8 @@ def test_defaults_fill_everything_but_the_three_required_settings() -> None:
         probes=ProbeSettings(enabled=False, schedule=None, batch_size=100, concurrency=16,
                              endpoints=EndpointSettings(allow_http=False, allowed_networks=()),
                              drift_policy="flag", history=50),
+        feed_snapshot_max_age=30.0,
+        demand_flush_seconds=60.0,
     )
 
 

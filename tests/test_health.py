@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,8 +17,9 @@ from tests.support import RunningHost, app_environment, throwaway_server
 from tools.authority import DevAuthority
 from tools.pgserver import PgServer
 
-HEALTHY = b'{"status":"healthy","database":"connected"}'
-UNHEALTHY = b'{"status":"unhealthy","database":"disconnected"}'
+HEALTHY = {"status": "healthy", "database": "connected"}
+UNHEALTHY = {"status": "unhealthy", "database": "disconnected"}
+SOURCES = {"database", "memory", "blob", "none"}
 # The contract's 2 s database bound plus the time a request takes on a busy test machine.
 UNHEALTHY_WITHIN_SECONDS = 3.0
 # Only a guard: the app heals by itself, and how fast a busy machine lets it is not the feature.
@@ -26,18 +28,29 @@ RECOVERS_WITHIN_SECONDS = 60.0
 HostFactory = Callable[[Mapping[str, str]], RunningHost]
 
 
+def health_of(response: httpx.Response) -> dict[str, Any]:
+    """The database's part of a health answer, after checking the feed's part."""
+    body: dict[str, Any] = response.json()
+    feed = body.pop("feed")
+    assert set(feed) == {"source", "snapshot_age_s"}
+    assert feed["source"] in SOURCES
+    assert feed["snapshot_age_s"] is None or (isinstance(feed["snapshot_age_s"], int) and feed["snapshot_age_s"] >= 0)
+    return body
+
+
 def test_health_is_200_and_exactly_healthy_when_the_database_answers(client: httpx.Client) -> None:
     response = client.get("/health")
     assert response.status_code == 200
     # As the Python worker sends it: a charset only for text/* (see tools/devhost.py).
     assert response.headers["Content-Type"] == "application/json"
     assert response.headers["Cache-Control"] == "no-store"
-    assert response.content == HEALTHY
+    assert health_of(response) == HEALTHY
+    assert response.json()["feed"]["source"] == "database"
 
 
 def test_health_needs_no_token(client: httpx.Client) -> None:
     response = client.get("/health", headers={"Authorization": "Bearer not-a-token"})
-    assert (response.status_code, response.content) == (200, HEALTHY)
+    assert (response.status_code, health_of(response)) == (200, HEALTHY)
 
 
 def test_health_answers_only_get(client: httpx.Client) -> None:
@@ -61,7 +74,7 @@ def assert_unhealthy_quickly(base_url: str) -> None:
     response = httpx.get(f"{base_url}/health", timeout=10)
     elapsed = time.monotonic() - started
     assert response.status_code == 503
-    assert response.content == UNHEALTHY
+    assert health_of(response) == UNHEALTHY
     assert response.headers["Retry-After"] == "5"
     assert elapsed < UNHEALTHY_WITHIN_SECONDS
 
@@ -73,7 +86,7 @@ def assert_recovers(base_url: str) -> None:
         if response.status_code == 200 or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert (response.status_code, response.content) == (200, HEALTHY)
+    assert (response.status_code, health_of(response)) == (200, HEALTHY)
 
 
 def test_health_is_503_while_the_database_is_down_and_200_once_it_is_back(
@@ -81,7 +94,7 @@ def test_health_is_503_while_the_database_is_down_and_200_once_it_is_back(
 ) -> None:
     ensure_running(own_server)
     host = host_factory(app_environment(own_server.url, authority))
-    assert httpx.get(f"{host.base_url}/health", timeout=10).content == HEALTHY
+    assert health_of(httpx.get(f"{host.base_url}/health", timeout=10)) == HEALTHY
 
     own_server.stop()
     assert_unhealthy_quickly(host.base_url)
@@ -124,7 +137,7 @@ def test_health_is_503_within_its_bound_when_the_database_hangs(
 ) -> None:
     ensure_running(own_server)
     host = host_factory(app_environment(own_server.url, authority))
-    assert httpx.get(f"{host.base_url}/health", timeout=10).content == HEALTHY
+    assert health_of(httpx.get(f"{host.base_url}/health", timeout=10)) == HEALTHY
 
     frozen = postgres_processes(own_server)
     for pid in frozen:

@@ -24,7 +24,7 @@ from tests.support import PROJECT_ROOT, PostgresCluster, Sql, throwaway_server
 from tools.migrate import LOCK_KEY, MIGRATIONS_DIR, connect_when_reachable
 from tools.pgserver import free_port
 
-TABLES = ["attestations", "audit_log", "deliveries", "event_consumers", "probe_queue", "probes",
+TABLES = ["attestations", "audit_log", "deliveries", "event_consumers", "feed_demand", "probe_queue", "probes",
           "registration_claims", "registration_revisions", "registrations", "review_queue", "schema_migrations",
           "subscriptions", "trailing_slash_review", "users"]
 

@@ -262,7 +262,7 @@ def test_an_endpoint_url_validates_only_with_the_settings_given() -> None:
 
 def test_every_tag_is_declared_and_used(document: dict[str, Any]) -> None:
     declared = [tag["name"] for tag in document["tags"]]
-    assert declared == ["health", "users", "registrations", "attestation", "notifications", "feed", "docs"]
+    assert declared == ["health", "users", "registrations", "attestation", "notifications", "feed", "demand", "docs"]
     used = {tag for _, _, operation in operations(document) for tag in operation["tags"]}
     assert used == set(declared)
 

@@ -8,6 +8,7 @@ carry a strong ETag of their body.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -17,12 +18,13 @@ from pydantic import BaseModel
 
 from shared import texts
 from shared.config import get_settings
-from shared.db import database
 from shared.declare import NOT_MODIFIED, Answer, Call, Routes, Shape
 from shared.errors import NotFound
 from shared.http import client_holds, empty_response, encoded_json_response
 from shared.schemas.feed import FeedQuery, ServerList, ServerQuery, ServerResponse, server_list, server_response
 from shared.services import feed
+from shared.services.demand import demand
+from shared.services.feed_snapshot import snapshots
 
 routes = Routes("feed")
 blueprint = routes.blueprint
@@ -34,6 +36,8 @@ SERVERS = "v0.1/servers"
 SERVER = f"{SERVERS}/{{serverName}}/{{*rest}}"
 _ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
 MAX_AGE_SECONDS = 60
+# Demand flushes running beside their answers; the loop keeps only weak references to tasks.
+_flushes: set[asyncio.Task[int]] = set()
 _ERRORS = texts.QUERY_422 | {503: texts.SIGNED_IN[503]}
 FEED_NOTE = """Part of the MCP Registry API v0.1 (use `https://<host>/api` as the registry URL in VS Code or
 GitHub Copilot). Anonymous unless the deployment sets `REGISTRY_FEED_AUTH=entra`. Only the
@@ -52,12 +56,17 @@ SERVER_NAME_NOTE = """`serverName` is sent URL-encoded (`com.example%2Fweather`)
 both are served."""
 
 
-def _cached(req: func.HttpRequest, body: BaseModel) -> func.HttpResponse:
-    """200 with the body, or 304 without it when the client already holds this exact body."""
+def _cached(req: func.HttpRequest, body: BaseModel, age: int | None) -> func.HttpResponse:
+    """200 with the body, or 304 without it when the client already holds this exact body.
+
+    `age`: seconds since a snapshot that could not be confirmed current was (RFC 9111 `Age`).
+    """
     payload = body.model_dump_json(by_alias=True, exclude_none=True).encode()
     etag = f'"{hashlib.sha256(payload).hexdigest()}"'
     scope = "private" if get_settings().feed_auth == "entra" else "public"
     headers = {"ETag": etag, "Cache-Control": f"{scope}, max-age={MAX_AGE_SECONDS}"}
+    if age is not None:
+        headers["Age"] = str(age)
     if client_holds(req, etag):
         return empty_response(304, headers)
     return encoded_json_response(payload, headers=headers)
@@ -111,8 +120,9 @@ including entries deleted since then with status `deleted` (`include_deleted` is
 query parameters are ignored.""",
 )
 async def feed_servers(call: Call[None, FeedQuery]) -> func.HttpResponse:
-    rows, next_cursor = await feed.list_servers(db=database, query=call.query)
-    return _cached(call.req, server_list(rows, next_cursor, get_settings().meta_namespace))
+    snapshot, age = await snapshots.current()
+    rows, next_cursor = snapshot.list_servers(call.query)
+    return _cached(call.req, server_list(rows, next_cursor, get_settings().meta_namespace), age)
 
 
 @routes.declare(
@@ -137,8 +147,22 @@ async def feed_server(call: Call[None, ServerQuery]) -> func.HttpResponse:
     if target is None:
         raise NotFound(feed.SERVER_NOT_FOUND)
     deleted = bool(call.query.include_deleted)
-    if target.version is None:
-        rows = await feed.server_versions(db=database, name=target.name, include_deleted=deleted)
-        return _cached(call.req, server_list(rows, None, get_settings().meta_namespace))
-    row = await feed.server_version(db=database, name=target.name, version=target.version, include_deleted=deleted)
-    return _cached(call.req, server_response(row, get_settings().meta_namespace))
+    snapshot, age = await snapshots.current()
+    try:
+        if target.version is None:
+            rows = snapshot.server_versions(name=target.name, include_deleted=deleted)
+            return _cached(call.req, server_list(rows, None, get_settings().meta_namespace), age)
+        row = snapshot.server_version(name=target.name, version=target.version, include_deleted=deleted)
+        return _cached(call.req, server_response(row, get_settings().meta_namespace), age)
+    except NotFound:
+        if not snapshot.publishes(target.name):
+            _count_demand(target.name)
+        raise
+
+
+def _count_demand(name: str) -> None:
+    """Count a lookup of a name nothing publishes; a due flush runs beside the answer, never before it."""
+    if demand.count(name) and demand.due():
+        flush = asyncio.ensure_future(demand.flush())
+        _flushes.add(flush)
+        flush.add_done_callback(_flushes.discard)

@@ -87,19 +87,33 @@ LIMIT :limit
 
 # Every approved revision of a live server under its current name, one per version string: the
 # published revision, else the newest approved one with that version. :published_only: the published one only.
-_VERSIONS = f"""
-SELECT DISTINCT ON (v.version)
-    r.registration_id, r.published_updated_at AS updated_at, v.decided_at AS published_at, r.publication,
-    r.publication_message, v.server_name, v.endpoint_name, v.description, v.version, v.transport, v.endpoint_url,
-    true AS active, v.revision = r.published_revision AS is_latest, v.revision,
-    CASE WHEN v.revision = r.published_revision THEN {_PUBLISHED_PROBE} END AS attestation
-FROM registrations AS r
+# The snapshot (shared.services.feed_snapshot) loads the same columns for every server at once.
+_VERSION_COLUMNS = f"""r.registration_id, r.published_updated_at AS updated_at, v.decided_at AS published_at,
+    r.publication, r.publication_message, v.server_name, v.endpoint_name, v.description, v.version, v.transport,
+    v.endpoint_url, true AS active, v.revision = r.published_revision AS is_latest, v.revision,
+    CASE WHEN v.revision = r.published_revision THEN {_PUBLISHED_PROBE} END AS attestation"""
+_VERSION_SOURCE = """FROM registrations AS r
 JOIN registration_revisions AS v
-  ON v.registration_id = r.registration_id AND v.status = 'Approved' AND v.server_name = r.published_server_name
+  ON v.registration_id = r.registration_id AND v.status = 'Approved' AND v.server_name = r.published_server_name"""
+# Which revision stands for a version string: the published one, else the newest approved.
+_VERSION_PICK = "v.revision = r.published_revision DESC, v.revision DESC"
+_VERSIONS = f"""
+SELECT DISTINCT ON (v.version) {_VERSION_COLUMNS}
+{_VERSION_SOURCE}
 WHERE {_LIVE} AND {_NAME} = :name AND (:version::text IS NULL OR v.version = :version)
   AND (NOT :published_only OR v.revision = r.published_revision)
-ORDER BY v.version, v.revision = r.published_revision DESC, v.revision DESC
+ORDER BY v.version, {_VERSION_PICK}
 """
+# The same entries for every live server at once: what the in-memory snapshot holds.
+EVERY_VERSION = f"""
+SELECT DISTINCT ON ({_NAME}, v.version) {_VERSION_COLUMNS}
+{_VERSION_SOURCE}
+WHERE {_LIVE}
+ORDER BY {_NAME}, v.version, {_VERSION_PICK}
+"""
+# Every row the listings read, live and departed: the rest of the snapshot.
+EVERY_PUBLISHED = _PUBLISHED.format(where="true")
+
 _BY_NAME = Statement(f"""
 SELECT * FROM ({_VERSIONS}) AS versions
 ORDER BY revision
