@@ -150,13 +150,18 @@ def _check_query(query: str) -> None:
                 "it and have clients send the secret in a header"))
 
 
-def normalise_url(value: str, settings: EndpointSettings) -> str:
-    """The stored form of an endpoint URL, or a refusal saying what to submit instead."""
+def _check_characters(value: str) -> None:
+    """What any URL we store or call must be before it is parsed: short, ASCII, no spaces or controls."""
     if len(value) > MAX_URL_LENGTH:
         raise _refuse("url_too_long", f"must be at most {MAX_URL_LENGTH} characters")
     if not value.isascii() or any(character.isspace() for character in value) or has_control_characters(value):
         raise _refuse("url_characters", "must be an ASCII URL without spaces; percent-encode the path and "
                                         "write an internationalised host in its xn-- form")
+
+
+def normalise_url(value: str, settings: EndpointSettings) -> str:
+    """The stored form of an endpoint URL, or a refusal saying what to submit instead."""
+    _check_characters(value)
     try:
         parts = urlsplit(value)
     except ValueError:
@@ -209,11 +214,7 @@ def check_subscription_url(value: str, settings: EndpointSettings) -> str:
     Its query may carry the receiver's own credential (a Teams Workflows URL's `sig`), so the
     credential-parameter rule does not apply, and nothing is normalised: the receiver gets the URL
     byte for byte as its owner gave it."""
-    if len(value) > MAX_URL_LENGTH:
-        raise _refuse("url_too_long", f"must be at most {MAX_URL_LENGTH} characters")
-    if not value.isascii() or any(character.isspace() for character in value) or has_control_characters(value):
-        raise _refuse("url_characters", "must be an ASCII URL without spaces; percent-encode the path and "
-                                        "write an internationalised host in its xn-- form")
+    _check_characters(value)
     try:
         parts = urlsplit(value)
         port = parts.port
