@@ -30,7 +30,9 @@ def test_fifty_concurrent_duplicates_make_one_row(
     with ThreadPoolExecutor(max_workers=50) as pool:
         statuses = Counter(pool.map(post, range(50)))
     assert statuses == Counter({201: 1, 409: 49})
-    rows = sql.fetch("SELECT registration_id FROM registrations WHERE endpoint_url = $1", f"https://{host}/mcp")
+    # The winner is stored as it was sent, so with or without its trailing slash; both are one URL to uniqueness.
+    rows = sql.fetch("SELECT registration_id FROM registrations WHERE endpoint_url = ANY ($1::text[])",
+                     [f"https://{host}/mcp", f"https://{host}/mcp/"])
     assert len(rows) == 1
     audit = sql.fetch("SELECT action FROM audit_log WHERE registration_id = $1", rows[0]["registration_id"])
     assert [entry["action"] for entry in audit] == ["Created"]
