@@ -42,7 +42,9 @@ class ProbeFinding(BaseModel):
     excerpt: str = Field(description="The text found, hidden characters written out as <U+XXXX>.")
 
 
-class ProbePublic(BaseModel):
+class _ProbeHead(BaseModel):
+    """What a probe and its summary in a list both begin with."""
+
     model_config = _DEFERRED
 
     probe_id: UUID
@@ -52,6 +54,9 @@ class ProbePublic(BaseModel):
     outcome: Outcome
     duration_ms: int
     protocol_version: str | None
+
+
+class ProbePublic(_ProbeHead):
     server_info: dict[str, Any] | None
     instructions: str | None
     tools: list[ProbeTool]
@@ -75,18 +80,9 @@ class FindingCounts(BaseModel):
     low: int
 
 
-class ProbeSummary(BaseModel):
+class ProbeSummary(_ProbeHead):
     """A probe in a list: what it found, counted, without the surface (`GET …/probes/{probe_id}` has it)."""
 
-    model_config = _DEFERRED
-
-    probe_id: UUID
-    registration_id: UUID
-    revision: int
-    checked_at: datetime
-    outcome: Outcome
-    duration_ms: int
-    protocol_version: str | None
     tool_count: int
     tools_hash: str | None
     findings: FindingCounts = Field(description="The findings listed in the probe, by severity.")
